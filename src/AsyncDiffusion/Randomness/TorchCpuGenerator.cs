@@ -126,7 +126,7 @@ public sealed class TorchCpuGenerator : INoiseGenerator
         }
         double u1 = NextDouble53();
         double u2 = NextDouble53();
-        double r = Math.Sqrt(-2.0 * Math.Log(1.0 - u2));
+        double r = Math.Sqrt(-2.0 * NativeMath.Log1P(-u2));
         double theta = 2.0 * Math.PI * u1;
         _cachedNormal = r * Math.Sin(theta);
         return r * Math.Cos(theta);
