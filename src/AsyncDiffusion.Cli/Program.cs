@@ -1,1 +1,1 @@
-return 0;
+return AsyncDiffusion.Cli.CliApp.Run(args);

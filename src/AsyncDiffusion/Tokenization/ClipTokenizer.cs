@@ -21,6 +21,9 @@ public sealed class ClipTokenizer
     public int BosId { get; }
     public int EosId { get; }
     public int PadId { get; }
+
+    /// <summary>Id given to a BPE symbol missing from a small vocabulary (CLIP: <c>&lt;|endoftext|&gt;</c>).</summary>
+    public int UnkId { get; }
     public int MaxLength => Settings.MaxLength;
     public ClipVocabulary Vocabulary => _vocab;
 
@@ -31,6 +34,7 @@ public sealed class ClipTokenizer
         BosId = SpecialId(Settings.BosToken, "bos_token");
         EosId = SpecialId(Settings.EosToken, "eos_token");
         PadId = SpecialId(Settings.PadToken, "pad_token");
+        UnkId = SpecialId(Settings.UnkToken, "unk_token");
     }
 
     private int SpecialId(string token, string field) =>
@@ -97,46 +101,50 @@ public sealed class ClipTokenizer
     private int[] Bpe(string piece)
     {
         if (_cache.TryGetValue(piece, out var cached)) return cached;
-        var result = Merge(Encoding.UTF8.GetBytes(piece));
+        var result = Merge(piece).Select(symbol => _vocab.TryGetId(symbol, out int id) ? id : UnkId).ToArray();
         if (_cache.Count >= MaxCachedWords) _cache.Clear();
         _cache.TryAdd(piece, result);
         return result;
     }
 
-    // Repeatedly fuses every occurrence (left to right, no overlap) of the adjacent pair with the best rank.
-    private int[] Merge(byte[] bytes)
+    // Byte symbols (the last one marked end-of-word), then repeatedly fuse every occurrence
+    // (left to right, no overlap) of the adjacent pair with the best merge rank.
+    private List<string> Merge(string piece)
     {
-        var word = new List<int>(bytes.Length);
+        var bytes = Encoding.UTF8.GetBytes(piece);
+        var word = new List<string>(bytes.Length);
         for (int i = 0; i < bytes.Length; i++)
-            word.Add(i == bytes.Length - 1 ? _vocab.ByteEndOfWordIds[bytes[i]] : _vocab.ByteIds[bytes[i]]);
+        {
+            string symbol = ByteSymbols.ForByte[bytes[i]].ToString();
+            word.Add(i == bytes.Length - 1 ? symbol + ByteSymbols.EndOfWord : symbol);
+        }
 
         while (word.Count > 1)
         {
-            int bestRank = int.MaxValue, bestLeft = -1, bestRight = -1, bestMerged = -1;
+            int bestRank = int.MaxValue, best = -1;
             for (int i = 0; i + 1 < word.Count; i++)
             {
-                if (_vocab.TryGetMerge(word[i], word[i + 1], out int rank, out int merged) && rank < bestRank)
+                if (_vocab.TryGetRank(word[i], word[i + 1], out int rank) && rank < bestRank)
                 {
                     bestRank = rank;
-                    bestLeft = word[i];
-                    bestRight = word[i + 1];
-                    bestMerged = merged;
+                    best = i;
                 }
             }
-            if (bestMerged < 0) break;
+            if (best < 0) break;
 
-            var next = new List<int>(word.Count);
+            string left = word[best], right = word[best + 1];
+            var next = new List<string>(word.Count);
             for (int i = 0; i < word.Count; i++)
             {
-                if (i + 1 < word.Count && word[i] == bestLeft && word[i + 1] == bestRight)
+                if (i + 1 < word.Count && word[i] == left && word[i + 1] == right)
                 {
-                    next.Add(bestMerged);
+                    next.Add(left + right);
                     i++;
                 }
                 else next.Add(word[i]);
             }
             word = next;
         }
-        return word.ToArray();
+        return word;
     }
 }

@@ -7,9 +7,9 @@ namespace AsyncDiffusion.Tokenization;
 /// (<c>tokenizer_config.json</c>, overridden by <c>special_tokens_map.json</c>).
 /// SD 1.x pads with <c>&lt;|endoftext|&gt;</c>; SD 2.x configures <c>"!"</c> (id 0).
 /// </summary>
-public sealed record ClipTokenizerSettings(string BosToken, string EosToken, string PadToken, int MaxLength)
+public sealed record ClipTokenizerSettings(string BosToken, string EosToken, string PadToken, string UnkToken, int MaxLength)
 {
-    public static ClipTokenizerSettings Default { get; } = new(ClipPreTokenizer.StartOfText, ClipPreTokenizer.EndOfText, ClipPreTokenizer.EndOfText, 77);
+    public static ClipTokenizerSettings Default { get; } = new(ClipPreTokenizer.StartOfText, ClipPreTokenizer.EndOfText, ClipPreTokenizer.EndOfText, ClipPreTokenizer.EndOfText, 77);
 
     public static ClipTokenizerSettings Load(string folder)
     {
@@ -37,6 +37,7 @@ public sealed record ClipTokenizerSettings(string BosToken, string EosToken, str
                     BosToken = TokenField(root, "bos_token", path) ?? s.BosToken,
                     EosToken = TokenField(root, "eos_token", path) ?? s.EosToken,
                     PadToken = TokenField(root, "pad_token", path) ?? s.PadToken,
+                    UnkToken = TokenField(root, "unk_token", path) ?? s.UnkToken,
                 };
                 if (root.TryGetProperty("model_max_length", out var len))
                 {

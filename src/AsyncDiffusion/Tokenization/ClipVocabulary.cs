@@ -18,70 +18,36 @@ public sealed class ClipVocabulary
 
     private readonly Dictionary<string, int> _ids;
     private readonly string[] _tokens;
-    private readonly Dictionary<long, (int Rank, int Merged)> _pairs;
+    private readonly Dictionary<(string, string), int> _ranks;
 
     public string Source { get; }
     public IReadOnlyList<(string Left, string Right)> Merges { get; }
-    public int Count => _tokens.Length;
-
-    /// <summary>Id of each byte's symbol, and of the symbol with the end-of-word marker.</summary>
-    internal int[] ByteIds { get; }
-    internal int[] ByteEndOfWordIds { get; }
+    public int Count => _ids.Count;
 
     private ClipVocabulary(string source, Dictionary<string, int> ids, List<(string, string)> merges)
     {
         Source = source;
         _ids = ids;
-        int maxId = ids.Count == 0 ? -1 : ids.Values.Max();
-        _tokens = new string[maxId + 1];
+        _tokens = new string[ids.Values.Max() + 1];
         foreach (var (token, id) in ids)
         {
             if (id < 0) throw new AsyncDiffusionException($"{source}: token '{token}' has negative id {id}; ids must be 0 or more.");
             _tokens[id] = token;
         }
         Merges = merges;
-
-        ByteIds = new int[256];
-        ByteEndOfWordIds = new int[256];
-        for (int b = 0; b < 256; b++)
-        {
-            string symbol = ByteSymbols.ForByte[b].ToString();
-            ByteIds[b] = Require(symbol, "byte symbol");
-            ByteEndOfWordIds[b] = Require(symbol + ByteSymbols.EndOfWord, "byte symbol with </w>");
-        }
-
-        _pairs = new Dictionary<long, (int, int)>(merges.Count);
-        for (int rank = 0; rank < merges.Count; rank++)
-        {
-            var (left, right) = merges[rank];
-            long key = PairKey(Require(left, $"merge {rank + 1} part"), Require(right, $"merge {rank + 1} part"));
-            int merged = Require(left + right, $"merge {rank + 1} result");
-            _pairs.TryAdd(key, (rank, merged)); // a repeated pair keeps its best rank
-        }
+        _ranks = new Dictionary<(string, string), int>(merges.Count);
+        for (int rank = 0; rank < merges.Count; rank++) _ranks.TryAdd(merges[rank], rank); // a repeated pair keeps its best rank
     }
 
-    private int Require(string token, string what) =>
-        _ids.TryGetValue(token, out int id)
-            ? id
-            : throw new AsyncDiffusionException($"{Source}: the {what} '{token}' is not in the vocabulary; vocab.json and merges.txt must come from the same tokenizer.");
-
-    internal static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
-
-    internal bool TryGetMerge(int left, int right, out int rank, out int merged)
-    {
-        if (_pairs.TryGetValue(PairKey(left, right), out var m))
-        {
-            rank = m.Rank;
-            merged = m.Merged;
-            return true;
-        }
-        rank = merged = -1;
-        return false;
-    }
+    /// <summary>Rank of merging <paramref name="left"/> with <paramref name="right"/> (lower merges first), or false.</summary>
+    internal bool TryGetRank(string left, string right, out int rank) => _ranks.TryGetValue((left, right), out rank);
 
     public bool TryGetId(string token, out int id) => _ids.TryGetValue(token, out id);
 
     public string? TokenOf(int id) => id >= 0 && id < _tokens.Length ? _tokens[id] : null;
+
+    /// <summary>The vocabulary's tokens ordered by id.</summary>
+    public IEnumerable<string> TokensById => _tokens.Where(t => t is not null);
 
     /// <summary>CLIP's standard vocabulary (openai/CLIP's MIT-licensed merge list, shipped in this library).</summary>
     public static ClipVocabulary OpenAiDefault => OpenAi.Value;
