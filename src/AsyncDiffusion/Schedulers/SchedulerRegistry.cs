@@ -63,6 +63,15 @@ public static class SchedulerRegistry
         return Instantiate(entry.ClassName, config.AsClass(entry.ClassName));
     }
 
+    /// <summary>The prediction type a model's scheduler config declares (epsilon when absent).</summary>
+    public static PredictionType PredictionOf(SchedulerConfig config) =>
+        new SchedulerSettings(config, SchedulerDefaults.Ddim).Choice("prediction_type", "epsilon", "v_prediction", "sample") switch
+        {
+            "v_prediction" => PredictionType.VPrediction,
+            "sample" => PredictionType.Sample,
+            _ => PredictionType.Epsilon,
+        };
+
     /// <summary>Builds a diffusers class directly from a (complete or partial) config.</summary>
     public static Scheduler Instantiate(string className, SchedulerConfig config) => className switch
     {

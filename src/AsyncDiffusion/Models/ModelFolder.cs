@@ -1,0 +1,164 @@
+using System.Text.Json;
+using AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Schedulers;
+using AsyncDiffusion.Tokenization;
+
+namespace AsyncDiffusion.Models;
+
+/// <summary>
+/// A diffusers-layout ONNX model folder (what optimum or diffusers' converter exports), opened
+/// once: tokenizer, scheduler config and one ONNX Runtime session per component, with the
+/// contract read from the sessions and configs and cross-checked. Sessions are shared by every
+/// request. Opening fails with a message naming the file and what was expected, and disposes
+/// whatever it had opened.
+/// </summary>
+public sealed class ModelFolder : IDisposable
+{
+    public string Path { get; }
+    public string Name => System.IO.Path.GetFileName(Path.TrimEnd(System.IO.Path.DirectorySeparatorChar));
+    public string? PipelineClass { get; }
+
+    /// <summary>Set for models written by <see cref="SyntheticModelWriter"/>: real architecture, random weights.</summary>
+    public string? SyntheticPreset { get; }
+
+    public ClipTokenizer Tokenizer { get; }
+    public SchedulerConfig SchedulerConfig { get; }
+    public TextEncoder TextEncoder { get; }
+    public UNet UNet { get; }
+    public VaeDecoder VaeDecoder { get; }
+    public VaeEncoder? VaeEncoder { get; }
+
+    public PredictionType Prediction { get; }
+    public int LatentChannels => UNet.LatentChannels;
+    public int VaeScaleFactor => VaeDecoder.ScaleFactor;
+    public double ScalingFactor => VaeDecoder.ScalingFactor;
+
+    private ModelFolder(string path, string? pipelineClass, string? synthetic, ClipTokenizer tokenizer, SchedulerConfig scheduler,
+        TextEncoder text, UNet unet, VaeDecoder decoder, VaeEncoder? encoder)
+    {
+        Path = path;
+        PipelineClass = pipelineClass;
+        SyntheticPreset = synthetic;
+        Tokenizer = tokenizer;
+        SchedulerConfig = scheduler;
+        TextEncoder = text;
+        UNet = unet;
+        VaeDecoder = decoder;
+        VaeEncoder = encoder;
+        Prediction = SchedulerRegistry.PredictionOf(scheduler);
+    }
+
+    public static ModelFolder Open(string path, SessionSettings? settings = null)
+    {
+        settings ??= SessionSettings.Default;
+        path = System.IO.Path.GetFullPath(path);
+        if (!Directory.Exists(path))
+            throw new AsyncDiffusionException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
+        RejectUnsupportedLayouts(path);
+        var (pipelineClass, synthetic) = ReadModelIndex(path);
+
+        foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
+            if (!Directory.Exists(System.IO.Path.Combine(path, required)))
+                throw new AsyncDiffusionException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
+
+        var tokenizer = ClipTokenizer.Load(System.IO.Path.Combine(path, "tokenizer"));
+        var scheduler = SchedulerConfig.Load(System.IO.Path.Combine(path, "scheduler", "scheduler_config.json"));
+        var opened = new List<IDisposable>();
+        try
+        {
+            var text = Track(opened, TextEncoder.Load(System.IO.Path.Combine(path, "text_encoder"), settings));
+            var unet = Track(opened, UNet.Load(System.IO.Path.Combine(path, "unet"), settings));
+            double? vaeScaling = ReadVaeScaling(path);
+            var decoder = Track(opened, VaeDecoder.Load(System.IO.Path.Combine(path, "vae_decoder"), settings, vaeScaling));
+            string encoderDir = System.IO.Path.Combine(path, "vae_encoder");
+            var encoder = File.Exists(System.IO.Path.Combine(encoderDir, "model.onnx")) ? Track(opened, VaeEncoder.Load(encoderDir, settings)) : null;
+
+            if (unet.CrossAttentionDim is int cross && cross != text.HiddenSize)
+                throw new AsyncDiffusionException(
+                    $"'{unet.Path}' attends to {cross}-wide text states but '{text.Path}' produces {text.HiddenSize}; the text encoder and UNet must come from the same model.");
+            if (decoder.LatentChannels != unet.LatentChannels)
+                throw new AsyncDiffusionException(
+                    $"'{decoder.Path}' decodes {decoder.LatentChannels}-channel latents but '{unet.Path}' works on {unet.LatentChannels}; the VAE and UNet must come from the same model.");
+            if (tokenizer.MaxLength < 3)
+                throw new AsyncDiffusionException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
+
+            return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder);
+        }
+        catch
+        {
+            foreach (var d in opened) d.Dispose();
+            throw;
+        }
+    }
+
+    private static T Track<T>(List<IDisposable> opened, T item) where T : IDisposable
+    {
+        opened.Add(item);
+        return item;
+    }
+
+    private static void RejectUnsupportedLayouts(string path)
+    {
+        bool Has(string dir) => Directory.Exists(System.IO.Path.Combine(path, dir));
+        if (Has("transformer") || Has("text_encoder_3"))
+            throw new AsyncDiffusionException($"'{path}' has a Stable Diffusion 3 layout (transformer/, text_encoder_3/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
+        if (Has("text_encoder_2") || Has("tokenizer_2"))
+            throw new AsyncDiffusionException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
+    }
+
+    private static (string? PipelineClass, string? Synthetic) ReadModelIndex(string path)
+    {
+        string index = System.IO.Path.Combine(path, "model_index.json");
+        if (!File.Exists(index))
+            throw new AsyncDiffusionException($"'{index}' not found; a diffusers-ONNX model folder starts with model_index.json.");
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(index));
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new AsyncDiffusionException($"'{index}' holds a JSON {root.ValueKind}; expected an object with _class_name and components.");
+            string? cls = root.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+            if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
+                throw new AsyncDiffusionException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
+            string? synthetic = root.TryGetProperty(SyntheticModelWriter.MarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
+            return (cls, synthetic);
+        }
+        catch (JsonException e)
+        {
+            throw new AsyncDiffusionException($"'{index}' is not valid JSON ({e.Message}).");
+        }
+    }
+
+    // diffusers' own layout keeps the scaling factor in vae/config.json.
+    private static double? ReadVaeScaling(string path)
+    {
+        string config = System.IO.Path.Combine(path, "vae", "config.json");
+        if (!File.Exists(config)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(config));
+            return doc.RootElement.TryGetProperty("scaling_factor", out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+        }
+        catch (JsonException e)
+        {
+            throw new AsyncDiffusionException($"'{config}' is not valid JSON ({e.Message}).");
+        }
+    }
+
+    /// <summary>Which export generation the UNet's timestep input points to.</summary>
+    public string Vintage => UNet.Timestep switch
+    {
+        TimestepKind.Int64PerItem => "diffusers converter before Nov 2022 (int64 timestep)",
+        TimestepKind.FloatScalar => "optimum 1.24 or later (0-d float timestep)",
+        _ => "optimum 1.6-1.23 or diffusers converter (float timestep [batch])",
+    };
+
+    public void Dispose()
+    {
+        TextEncoder.Dispose();
+        UNet.Dispose();
+        VaeDecoder.Dispose();
+        VaeEncoder?.Dispose();
+    }
+}

@@ -1,0 +1,94 @@
+using AsyncDiffusion.Onnx;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace AsyncDiffusion.Models;
+
+/// <summary>How a UNet export takes its timestep.</summary>
+public enum TimestepKind
+{
+    /// <summary>int64 [batch] (diffusers' converter before Nov 2022); fractional timesteps are truncated, as that pipeline did.</summary>
+    Int64PerItem,
+    /// <summary>float [batch] (later converter, optimum ≤ 1.23).</summary>
+    FloatPerItem,
+    /// <summary>float [1]: one timestep for the whole batch.</summary>
+    FloatShared,
+    /// <summary>0-d float (optimum ≥ 1.24): one timestep for the whole batch.</summary>
+    FloatScalar,
+}
+
+/// <summary>The denoising UNet: (sample, timestep, text states) → predicted noise (or v), same shape as the sample.</summary>
+public sealed class UNet : ModelComponent
+{
+    private readonly string _sample, _timestep, _context, _output;
+
+    public TensorElementType SampleType { get; }
+    public TensorElementType TimestepType { get; }
+    public TimestepKind Timestep { get; }
+    public int LatentChannels { get; }
+    public int? CrossAttentionDim { get; }
+
+    /// <summary>Whether batch items may have different timesteps (needed to batch steps of different requests).</summary>
+    public bool AcceptsPerItemTimesteps => Timestep is TimestepKind.Int64PerItem or TimestepKind.FloatPerItem;
+
+    private UNet(OnnxModel model, string folder) : base(model)
+    {
+        foreach (var sdxl in new[] { "text_embeds", "time_ids" })
+            if (model.InputNames.Contains(sdxl))
+                throw new AsyncDiffusionException($"'{Path}' takes '{sdxl}': that is an SDXL UNet, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x exports.");
+        _sample = InputNamed("sample", 0, "sample, float [batch, 4, height/8, width/8]");
+        _timestep = InputNamed("timestep", 1, "timestep, int64 [batch], float [batch] or [1], or a 0-d float");
+        _context = InputNamed("encoder_hidden_states", 2, "encoder_hidden_states, float [batch, 77, hidden]");
+        _output = OutputNamed("out_sample", 0, "out_sample, float like sample");
+        SampleType = ElementType(_sample, true, TensorElementType.Float, TensorElementType.Float16);
+        ElementType(_context, true, TensorElementType.Float, TensorElementType.Float16);
+        TimestepType = ElementType(_timestep, true, TensorElementType.Int64, TensorElementType.Float, TensorElementType.Float16);
+        var dims = Dimensions(_timestep, true);
+        Timestep = (TimestepType, dims.Length) switch
+        {
+            (TensorElementType.Int64, _) => TimestepKind.Int64PerItem,
+            (_, 0) => TimestepKind.FloatScalar,
+            (_, 1) when dims[0] == 1 => TimestepKind.FloatShared,
+            (_, 1) => TimestepKind.FloatPerItem,
+            _ => throw new AsyncDiffusionException($"'{Path}': input '{_timestep}' has {dims.Length} dimensions; expected a 0-d scalar or [batch]."),
+        };
+        var config = ReadConfig(folder);
+        LatentChannels = StaticDimension(_sample, true, 1) ?? ConfigInt(config, "in_channels") ?? 4;
+        if (LatentChannels == 9)
+            throw new AsyncDiffusionException($"'{Path}' takes 9 input channels: that is an inpainting UNet, which AsyncDiffusion does not support yet.");
+        CrossAttentionDim = StaticDimension(_context, true, -1) ?? ConfigInt(config, "cross_attention_dim");
+    }
+
+    public static UNet Load(string folder, SessionSettings settings)
+    {
+        var model = OnnxModel.Load(System.IO.Path.Combine(folder, "model.onnx"), settings);
+        return Guard(model, () => new UNet(model, folder));
+    }
+
+    /// <summary>
+    /// One UNet call. <paramref name="sample"/> is [batch, C, h, w]; <paramref name="timesteps"/> has one
+    /// value per batch item (all equal unless <see cref="AcceptsPerItemTimesteps"/>);
+    /// <paramref name="context"/> is [batch, tokens, hidden]. Returns the output as float32.
+    /// </summary>
+    public float[] Predict(ReadOnlySpan<float> sample, long[] sampleShape, ReadOnlySpan<double> timesteps, ReadOnlySpan<float> context, long[] contextShape,
+        CancellationToken cancellation = default)
+    {
+        int batch = (int)sampleShape[0];
+        if (timesteps.Length != batch) throw new ArgumentException($"Expected {batch} timesteps, got {timesteps.Length}.", nameof(timesteps));
+        if (!AcceptsPerItemTimesteps)
+            for (int i = 1; i < batch; i++)
+                if (timesteps[i] != timesteps[0])
+                    throw new InvalidOperationException($"'{Path}' takes one timestep per call; batch items must share it.");
+
+        var t = new float[Timestep is TimestepKind.Int64PerItem or TimestepKind.FloatPerItem ? batch : 1];
+        for (int i = 0; i < t.Length; i++) t[i] = (float)timesteps[i];
+        long[] tShape = Timestep == TimestepKind.FloatScalar ? [] : [t.Length];
+
+        var inputs = new[]
+        {
+            Tensors.Float(sample, sampleShape, SampleType),
+            Tensors.Float(t, tShape, TimestepType),
+            Tensors.Float(context, contextShape, SampleType),
+        };
+        return RunFloat(Model, [_sample, _timestep, _context], inputs, [_output], cancellation, out _)[0];
+    }
+}

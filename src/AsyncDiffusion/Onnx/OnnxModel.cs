@@ -1,0 +1,65 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace AsyncDiffusion.Onnx;
+
+/// <summary>
+/// One ONNX Runtime session and what its graph declares. Owns the native session; <c>Run</c> is
+/// thread-safe, so one instance serves every request. Runs honour cancellation inside the
+/// graph (ORT's RunOptions.Terminate) as well as between calls.
+/// </summary>
+public sealed class OnnxModel : IDisposable
+{
+    private readonly InferenceSession _session;
+
+    public string Path { get; }
+    public IReadOnlyDictionary<string, NodeMetadata> Inputs => _session.InputMetadata;
+    public IReadOnlyDictionary<string, NodeMetadata> Outputs => _session.OutputMetadata;
+    public IReadOnlyList<string> InputNames { get; }
+    public IReadOnlyList<string> OutputNames { get; }
+
+    private OnnxModel(string path, InferenceSession session)
+    {
+        Path = path;
+        _session = session;
+        InputNames = session.InputNames.ToArray();
+        OutputNames = session.OutputNames.ToArray();
+    }
+
+    public static OnnxModel Load(string path, SessionSettings settings)
+    {
+        if (!File.Exists(path)) throw new AsyncDiffusionException($"'{path}' not found; expected an ONNX model file.");
+        using var options = settings.ToOptions();
+        try
+        {
+            return new OnnxModel(path, new InferenceSession(path, options));
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new AsyncDiffusionException($"'{path}' could not be loaded by ONNX Runtime: {FirstLine(e.Message)}. Expected a valid ONNX model (with its external data file beside it, if it has one).", e);
+        }
+    }
+
+    /// <summary>Runs the graph; the caller disposes the returned outputs.</summary>
+    public IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<string> inputNames, IReadOnlyList<OrtValue> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellation = default)
+    {
+        cancellation.ThrowIfCancellationRequested();
+        using var runOptions = new RunOptions();
+        using var registration = cancellation.Register(() => runOptions.Terminate = true);
+        try
+        {
+            return _session.Run(runOptions, inputNames, inputs, outputNames);
+        }
+        catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(cancellation);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new AsyncDiffusionException($"ONNX Runtime failed running '{Path}': {FirstLine(e.Message)}", e);
+        }
+    }
+
+    public void Dispose() => _session.Dispose();
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+}

@@ -1,0 +1,49 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace AsyncDiffusion.Onnx;
+
+/// <summary>
+/// How ONNX Runtime sessions are created: execution provider, threads and spinning. Execution
+/// providers are named, not linked: "cpu" always works; "cuda", "dml", "openvino" and others
+/// work where the matching ONNX Runtime package is installed instead of the CPU one.
+/// </summary>
+public sealed record SessionSettings
+{
+    /// <summary>Threads for one operator (0: ONNX Runtime's default, one per core).</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>Whether idle ORT threads spin. Off where several stages or streams share the cores.</summary>
+    public bool AllowSpinning { get; init; } = true;
+
+    public string ExecutionProvider { get; init; } = "cpu";
+
+    public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    public static SessionSettings Default { get; } = new();
+
+    internal SessionOptions ToOptions()
+    {
+        var o = new SessionOptions { GraphOptimizationLevel = Optimization, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
+        try
+        {
+            if (IntraOpThreads > 0) o.IntraOpNumThreads = IntraOpThreads;
+            o.AddSessionConfigEntry("session.intra_op.allow_spinning", AllowSpinning ? "1" : "0");
+            switch (ExecutionProvider.Trim().ToLowerInvariant())
+            {
+                case "cpu": break;
+                case "cuda": o.AppendExecutionProvider_CUDA(); break;
+                case "dml" or "directml": o.AppendExecutionProvider_DML(); break;
+                case "openvino": o.AppendExecutionProvider_OpenVINO(); break;
+                case "coreml": o.AppendExecutionProvider_CoreML(); break;
+                default: o.AppendExecutionProvider(ExecutionProvider, new Dictionary<string, string>()); break;
+            }
+            return o;
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or NotSupportedException)
+        {
+            o.Dispose();
+            throw new AsyncDiffusionException(
+                $"Execution provider '{ExecutionProvider}' is not available in this ONNX Runtime build ({e.Message}); use 'cpu', or install the ONNX Runtime package that includes it.");
+        }
+    }
+}
