@@ -39,6 +39,20 @@ public sealed class OnnxModel : IDisposable
         }
     }
 
+    /// <summary>A model built in memory (e.g. TAESD from its weights); <paramref name="name"/> stands in for the path in messages.</summary>
+    public static OnnxModel FromBytes(byte[] model, string name, SessionSettings settings)
+    {
+        using var options = settings.ToOptions();
+        try
+        {
+            return new OnnxModel(name, new InferenceSession(model, options));
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new AsyncDiffusionException($"{name} could not be built by ONNX Runtime: {FirstLine(e.Message)}.", e);
+        }
+    }
+
     /// <summary>Runs the graph; the caller disposes the returned outputs.</summary>
     public IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<string> inputNames, IReadOnlyList<OrtValue> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellation = default)
     {

@@ -1,0 +1,124 @@
+using System.Reflection;
+using AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Onnx;
+
+namespace AsyncDiffusion.Models;
+
+/// <summary>
+/// TAESD (Tiny AutoEncoder for Stable Diffusion), built as ONNX graphs from its real trained
+/// weights: a fast decoder for final images and live previews, and its encoder. It works on the
+/// UNet's latents as they are (no scaling factor) and on images in [0, 1].
+/// </summary>
+public static class Taesd
+{
+    /// <summary>The SD 1.x/2.x TAESD weights shipped in the library (MIT, madebyollin/taesd).</summary>
+    public static SafeTensors BuiltInDecoderWeights => LoadResource("taesd_decoder.safetensors");
+    public static SafeTensors BuiltInEncoderWeights => LoadResource("taesd_encoder.safetensors");
+
+    public static TaesdDecoder LoadDecoder(SessionSettings settings, SafeTensors? weights = null) =>
+        new(OnnxModel.FromBytes(BuildDecoder(weights ?? BuiltInDecoderWeights), "TAESD decoder", settings));
+
+    public static TaesdEncoder LoadEncoder(SessionSettings settings, SafeTensors? weights = null) =>
+        new(OnnxModel.FromBytes(BuildEncoder(weights ?? BuiltInEncoderWeights), "TAESD encoder", settings));
+
+    /// <summary>Decoder: tanh clamp, conv, three ×(3 blocks, 2× upsample, conv), block, conv to RGB.</summary>
+    public static byte[] BuildDecoder(SafeTensors w)
+    {
+        using var g = new OnnxGraphBuilder("taesd_decoder", new SeededWeights(0), half: false);
+        var x = g.Input("latent_sample", Onnx_Float, "batch", 4, "latent_height", "latent_width");
+        // Clamp: tanh(x / 3) · 3
+        var h = g.Op("Mul", [g.Op("Tanh", [g.Op("Div", [x, g.Float(3f)])]), g.Float(3f)]);
+        h = g.Op("Relu", [Conv(g, w, h, "1")]);
+        int index = 3;
+        for (int stage = 0; stage < 3; stage++)
+        {
+            for (int b = 0; b < 3; b++) h = Block(g, w, h, (index++).ToString());
+            index++; // Upsample
+            h = Conv(g, w, new GraphLayers(g).Upsample2x(h), (index++).ToString());
+        }
+        h = Block(g, w, h, (index++).ToString());
+        h = Conv(g, w, h, (index).ToString());
+        g.Output("sample", h, Onnx_Float, "batch", 3, "height", "width");
+        return Serialize(g);
+    }
+
+    /// <summary>Encoder: conv, block, three ×(stride-2 conv, 3 blocks), conv to 4 latent channels.</summary>
+    public static byte[] BuildEncoder(SafeTensors w)
+    {
+        using var g = new OnnxGraphBuilder("taesd_encoder", new SeededWeights(0), half: false);
+        var h = g.Input("sample", Onnx_Float, "batch", 3, "height", "width");
+        h = Conv(g, w, h, "0");
+        h = Block(g, w, h, "1");
+        int index = 2;
+        for (int stage = 0; stage < 3; stage++)
+        {
+            h = Conv(g, w, h, (index++).ToString(), stride: 2);
+            for (int b = 0; b < 3; b++) h = Block(g, w, h, (index++).ToString());
+        }
+        h = Conv(g, w, h, index.ToString());
+        g.Output("latent_sample", h, Onnx_Float, "batch", 4, "latent_height", "latent_width");
+        return Serialize(g);
+    }
+
+    private static readonly global::Onnx.TensorProto.Types.DataType Onnx_Float = global::Onnx.TensorProto.Types.DataType.Float;
+
+    // Block(x) = ReLU(conv(ReLU(conv(ReLU(conv(x))))) + x): every TAESD block is 64 → 64.
+    private static string Block(OnnxGraphBuilder g, SafeTensors w, string x, string prefix)
+    {
+        var h = g.Op("Relu", [Conv(g, w, x, $"{prefix}.conv.0")]);
+        h = g.Op("Relu", [Conv(g, w, h, $"{prefix}.conv.2")]);
+        h = Conv(g, w, h, $"{prefix}.conv.4");
+        return g.Op("Relu", [g.Op("Add", [h, x])]);
+    }
+
+    private static string Conv(OnnxGraphBuilder g, SafeTensors w, string x, string prefix, int stride = 1)
+    {
+        var (shape, values) = w[$"{prefix}.weight"];
+        if (shape.Length != 4 || shape[2] != 3 || shape[3] != 3)
+            throw new AsyncDiffusionException($"'{w.Source}': {prefix}.weight has shape [{string.Join(", ", shape)}]; expected a 3×3 convolution (TAESD layout).");
+        var inputs = new List<string> { x, g.Parameter($"{prefix}.weight", shape, values) };
+        if (w.Contains($"{prefix}.bias"))
+        {
+            var (bShape, bValues) = w[$"{prefix}.bias"];
+            inputs.Add(g.Parameter($"{prefix}.bias", bShape, bValues));
+        }
+        return g.Op("Conv", inputs.ToArray(), ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { stride, stride }), ("pads", new long[] { 1, 1, 1, 1 }));
+    }
+
+    private static byte[] Serialize(OnnxGraphBuilder g)
+    {
+        using var stream = new MemoryStream();
+        Google.Protobuf.MessageExtensions.WriteTo(g.Build("asyncdiffusion-taesd"), stream);
+        return stream.ToArray();
+    }
+
+    private static SafeTensors LoadResource(string file)
+    {
+        string name = $"AsyncDiffusion.Models.{file}";
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"Resource {name} is missing from the AsyncDiffusion assembly.");
+        using var memory = new MemoryStream();
+        stream.CopyTo(memory);
+        return SafeTensors.Parse(memory.ToArray(), $"built-in {file}");
+    }
+}
+
+/// <summary>TAESD's decoder: latents [batch, 4, h, w] (unscaled) → image [batch, 3, 8h, 8w] in [0, 1].</summary>
+public sealed class TaesdDecoder(OnnxModel model) : ModelComponent(model)
+{
+    public (float[] Image, long[] Shape) Decode(ReadOnlySpan<float> latents, long[] shape, CancellationToken cancellation = default)
+    {
+        var outputs = RunFloat(Model, ["latent_sample"], [Tensors.Float(latents, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)], ["sample"], cancellation, out var shapes);
+        return (outputs[0], shapes[0]);
+    }
+}
+
+/// <summary>TAESD's encoder: image [batch, 3, H, W] in [0, 1] → latents [batch, 4, H/8, W/8] (unscaled).</summary>
+public sealed class TaesdEncoder(OnnxModel model) : ModelComponent(model)
+{
+    public (float[] Latents, long[] Shape) Encode(ReadOnlySpan<float> image, long[] shape, CancellationToken cancellation = default)
+    {
+        var outputs = RunFloat(Model, ["sample"], [Tensors.Float(image, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)], ["latent_sample"], cancellation, out var shapes);
+        return (outputs[0], shapes[0]);
+    }
+}
