@@ -29,6 +29,8 @@ public static class CliApp
             Options = { new HelpOption(), new VersionOption() },
         };
         root.Subcommands.Add(TokenizeCommand.Create(context));
+        root.Subcommands.Add(GenerateCommand.Create(context));
+        root.Subcommands.Add(ModelsCommand.Create(context));
 
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });

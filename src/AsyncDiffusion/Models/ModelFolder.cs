@@ -34,6 +34,12 @@ public sealed class ModelFolder : IDisposable
     public int VaeScaleFactor => VaeDecoder.ScaleFactor;
     public double ScalingFactor => VaeDecoder.ScalingFactor;
 
+    /// <summary>Image width and height must be multiples of this (VAE factor × the UNet's down-sampling).</summary>
+    public int SizeMultiple => VaeScaleFactor * UNet.LatentMultiple;
+
+    /// <summary>The size the model was made for: the UNet's sample size × the VAE factor (512 when unknown).</summary>
+    public int NativeSize => UNet.SampleSize is int s ? s * VaeScaleFactor : 512;
+
     private ModelFolder(string path, string? pipelineClass, string? synthetic, ClipTokenizer tokenizer, SchedulerConfig scheduler,
         TextEncoder text, UNet unet, VaeDecoder decoder, VaeEncoder? encoder)
     {

@@ -56,7 +56,16 @@ public sealed class UNet : ModelComponent
         if (LatentChannels == 9)
             throw new AsyncDiffusionException($"'{Path}' takes 9 input channels: that is an inpainting UNet, which AsyncDiffusion does not support yet.");
         CrossAttentionDim = StaticDimension(_context, true, -1) ?? ConfigInt(config, "cross_attention_dim");
+        SampleSize = ConfigInt(config, "sample_size");
+        // Exports upsample by fixed factors, so latents must divide by 2 per down level (SD: 8).
+        LatentMultiple = ConfigInts(config, "block_out_channels") is { Length: > 0 } blocks ? 1 << (blocks.Length - 1) : 8;
     }
+
+    /// <summary>The latent size the model was trained at (unet/config.json sample_size), if known.</summary>
+    public int? SampleSize { get; }
+
+    /// <summary>Latent width and height must be multiples of this.</summary>
+    public int LatentMultiple { get; }
 
     public static UNet Load(string folder, SessionSettings settings)
     {

@@ -1,0 +1,40 @@
+using AsyncDiffusion.Models.Synthetic;
+
+namespace AsyncDiffusion.Cli;
+
+/// <summary>
+/// The model used when no --model is given: the synthetic "tiny" preset, written once into the
+/// user's cache folder (XDG cache on Linux) and reused.
+/// </summary>
+public static class BuiltInModel
+{
+    public const string Notice =
+        "No --model given: using the built-in synthetic 'tiny' model (a real Stable Diffusion architecture with random weights), so the images are abstract. " +
+        "For real images, point --model at a diffusers ONNX folder, e.g. an SD 1.5 or SD-Turbo export made with " +
+        "'optimum-cli export onnx --model <hub id> <folder>'.";
+
+    public static string Folder
+    {
+        get
+        {
+            string? cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            if (string.IsNullOrWhiteSpace(cache))
+                cache = OperatingSystem.IsWindows()
+                    ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
+                    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            return Path.Combine(cache, "asyncdiffusion", "models", "tiny-synthetic-v1");
+        }
+    }
+
+    /// <summary>The folder, written first if it is not there yet (the writer only moves complete folders into place).</summary>
+    public static string Ensure()
+    {
+        string folder = Folder;
+        if (!File.Exists(Path.Combine(folder, "model_index.json")))
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            SyntheticModelWriter.Write(folder, SyntheticPreset.Tiny);
+        }
+        return folder;
+    }
+}

@@ -1,0 +1,206 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Models;
+using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Pipelines;
+using AsyncDiffusion.Randomness;
+using Spectre.Console;
+
+namespace AsyncDiffusion.Cli.Commands;
+
+/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, or img2img with --init-image.</summary>
+public static class GenerateCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var prompt = new Argument<string>("prompt") { Description = "What to draw." };
+        var negative = new Option<string>("--negative") { Description = "Negative prompt (what to steer away from).", DefaultValueFactory = _ => "" };
+        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder. Default: the built-in synthetic tiny model (random weights)." };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
+        var cfg = new Option<double>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want).", DefaultValueFactory = _ => 7.5 };
+        var width = new Option<int?>("--width") { Description = "Image width (multiple of 8; the model may need 64). Default: the model's native size." };
+        var height = new Option<int?>("--height") { Description = "Image height." };
+        var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT, e.g. 512x512 (instead of --width/--height)." };
+        var seed = new Option<long>("--seed") { Description = "Seed of the first image; image i uses seed + i. -1: random.", DefaultValueFactory = _ => -1 };
+        var scheduler = new Option<string?>("--scheduler") { Description = "Scheduler: Euler a, Euler, DPM++ 2M, DPM++ 2M Karras, LMS, DDIM, PNDM, DDPM, LCM… Default: the model's." };
+        var count = new Option<int>("--n") { Description = "Number of images.", DefaultValueFactory = _ => 1 };
+        var init = new Option<string?>("--init-image") { Description = "img2img: the starting image (PNG, JPEG, WebP, BMP)." };
+        var strength = new Option<double>("--strength") { Description = "img2img: how much to change the image, in (0, 1].", DefaultValueFactory = _ => 0.75 };
+        var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae, taesd for the built-in model." };
+        var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
+        var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
+        var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
+
+        var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
+        {
+            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, output, format, json,
+        };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            var (w, h) = ParseSize(parse.GetValue(size), parse.GetValue(width), parse.GetValue(height));
+            var imageFormat = ImageCodec.ParseFormat(parse.GetValue(format)!);
+            string? initPath = parse.GetValue(init);
+            var initImage = initPath is null ? null : ImageCodec.Decode(initPath);
+            bool builtIn = parse.GetValue(model) is null;
+            var decoderKind = (parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae")).ToLowerInvariant() switch
+            {
+                "vae" => DecoderKind.Vae,
+                "taesd" => DecoderKind.Taesd,
+                var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
+            };
+            var request = new GenerationRequest
+            {
+                Prompt = parse.GetValue(prompt)!,
+                NegativePrompt = parse.GetValue(negative)!,
+                Steps = parse.GetValue(steps),
+                GuidanceScale = parse.GetValue(cfg),
+                Width = w,
+                Height = h,
+                Seed = parse.GetValue(seed),
+                Count = parse.GetValue(count),
+                Scheduler = parse.GetValue(scheduler),
+                InitImage = initImage,
+                Strength = parse.GetValue(strength),
+                Decoder = decoderKind,
+                Rng = NoiseGenerators.Parse(parse.GetValue(rng)!),
+            };
+            bool asJson = parse.GetValue(json);
+
+            if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
+            string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
+            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads) };
+            using var loaded = ModelFolder.Open(folder, settings);
+            using var pipeline = new StableDiffusionPipeline(loaded, settings);
+            GenerationPlan.Create(request, loaded); // reject bad input before any work or output
+
+            using var cancel = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                var result = asJson ? pipeline.Generate(request, null, cancel.Token) : RunWithProgress(cli, pipeline, request, cancel.Token);
+                var files = Save(result, parse.GetValue(output)!, imageFormat);
+                if (asJson) WriteJson(cli.Output, result, files, loaded);
+                else WriteSummary(cli.Console, result, files);
+                return 0;
+            }
+            catch (OperationCanceledException)
+            {
+                cli.Error.WriteLine("Cancelled; nothing was written.");
+                return 130;
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        }));
+        return command;
+    }
+
+    internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)
+    {
+        if (size is null) return (width, height);
+        var parts = size.ToLowerInvariant().Split('x');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out int w) || !int.TryParse(parts[1], out int h))
+            throw new AsyncDiffusionException($"--size '{size}' is not WIDTHxHEIGHT; expected e.g. 512x512.");
+        if (width is not null || height is not null) throw new AsyncDiffusionException("Give either --size or --width/--height, not both.");
+        return (w, h);
+    }
+
+    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationRequest request, CancellationToken cancellation)
+    {
+        GenerationResult? result = null;
+        cli.Console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var tasks = new Dictionary<int, ProgressTask>();
+                var started = new Dictionary<int, DateTime>();
+                result = pipeline.Generate(request, step =>
+                {
+                    if (!tasks.TryGetValue(step.ImageIndex, out var task))
+                    {
+                        task = tasks[step.ImageIndex] = ctx.AddTask($"image {step.ImageIndex + 1}/{step.ImageCount}", maxValue: step.Steps);
+                        started[step.ImageIndex] = DateTime.UtcNow;
+                    }
+                    double seconds = (DateTime.UtcNow - started[step.ImageIndex]).TotalSeconds;
+                    double rate = seconds > 0 ? step.Step / seconds : 0;
+                    task.Description = $"image {step.ImageIndex + 1}/{step.ImageCount} · step {step.Step}/{step.Steps} · {rate:F2} it/s";
+                    task.Value = step.Step;
+                }, cancellation);
+            });
+        return result!;
+    }
+
+    private static List<string> Save(GenerationResult result, string folder, ImageFormat format)
+    {
+        Directory.CreateDirectory(folder);
+        var files = new List<string>();
+        string stamp = DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        foreach (var image in result.Images)
+        {
+            var bytes = ImageCodec.Encode(image.Image, format, image.Infotext);
+            // CreateNew never overwrites: a taken name gets a counter.
+            for (int k = 0; ; k++)
+            {
+                string path = Path.Combine(folder, $"{stamp}-{image.Seed}{(k == 0 ? "" : $"-{k}")}{ImageCodec.Extension(format)}");
+                try
+                {
+                    using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+                    stream.Write(bytes);
+                    files.Add(path);
+                    break;
+                }
+                catch (IOException) when (File.Exists(path)) { }
+            }
+        }
+        return files;
+    }
+
+    private static void WriteSummary(IAnsiConsole console, GenerationResult r, List<string> files)
+    {
+        var t = r.Timings;
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("stage").AddColumn(new TableColumn("time").RightAligned());
+        table.AddRow("tokenize", $"{t.TokenizeMs:F1} ms");
+        table.AddRow("text encoder", $"{t.TextEncodeMs:F1} ms");
+        if (t.ImageEncodeMs > 0) table.AddRow("VAE encoder (init image)", $"{t.ImageEncodeMs:F1} ms");
+        if (t.UNetStepMs.Count > 0)
+            table.AddRow($"UNet ({t.UNetStepMs.Count} steps, {t.UNetStepMs.Average():F1} ms/step)", $"{t.UNetTotalMs:F1} ms");
+        table.AddRow("decode", $"{t.DecodeMs:F1} ms");
+        table.AddRow("[bold]total[/]", $"[bold]{t.TotalMs:F1} ms[/]");
+        table.AddRow("peak memory", $"{r.PeakMemoryBytes / 1048576.0:F0} MiB");
+        console.Write(table);
+        foreach (var (file, image) in files.Zip(r.Images))
+            console.MarkupLine($"Saved [bold]{Markup.Escape(file)}[/] (seed {image.Seed}, {r.Width}x{r.Height}, {Markup.Escape(r.Scheduler)})");
+    }
+
+    private static void WriteJson(TextWriter output, GenerationResult r, List<string> files, ModelFolder model)
+    {
+        var t = r.Timings;
+        var payload = new
+        {
+            model = model.Path,
+            synthetic = model.SyntheticPreset is not null,
+            width = r.Width,
+            height = r.Height,
+            scheduler = r.Scheduler,
+            images = files.Zip(r.Images, (f, i) => new { file = f, seed = i.Seed, infotext = i.Infotext }).ToArray(),
+            timings_ms = new
+            {
+                tokenize = t.TokenizeMs,
+                text_encode = t.TextEncodeMs,
+                image_encode = t.ImageEncodeMs,
+                unet_steps = t.UNetStepMs,
+                unet_total = t.UNetTotalMs,
+                decode = t.DecodeMs,
+                total = t.TotalMs,
+            },
+            peak_memory_bytes = r.PeakMemoryBytes,
+        };
+        output.WriteLine(JsonSerializer.Serialize(payload, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+    }
+}

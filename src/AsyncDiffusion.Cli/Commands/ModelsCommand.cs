@@ -1,0 +1,106 @@
+using System.CommandLine;
+using System.Text.Json;
+using AsyncDiffusion.Models;
+using AsyncDiffusion.Models.Synthetic;
+using Spectre.Console;
+
+namespace AsyncDiffusion.Cli.Commands;
+
+/// <summary><c>asyncdiffusion models create-synthetic | inspect</c>.</summary>
+public static class ModelsCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var command = new Command("models", "Create synthetic model folders and inspect model folders.");
+        command.Subcommands.Add(CreateSynthetic(cli));
+        command.Subcommands.Add(Inspect(cli));
+        return command;
+    }
+
+    private static Command CreateSynthetic(CliContext cli)
+    {
+        var preset = new Option<string>("--preset") { Description = $"Architecture: {string.Join(", ", SyntheticPreset.All.Select(p => p.Name))}.", DefaultValueFactory = _ => "tiny" };
+        var precision = new Option<string>("--precision") { Description = "fp32 or fp16.", DefaultValueFactory = _ => "fp32" };
+        var vintage = new Option<string>("--vintage") { Description = $"Export contract to write: {string.Join(", ", ContractVintage.All.Select(v => v.Name))}.", DefaultValueFactory = _ => ContractVintage.Optimum124.Name };
+        var seed = new Option<ulong>("--seed") { Description = "Weight seed (same seed, byte-identical files).", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "Folder to create (must not exist or be empty).", Required = true };
+        var command = new Command("create-synthetic",
+            "Write a diffusers-ONNX model folder with a real Stable Diffusion architecture and seeded random weights (it makes abstract images; for tests and benchmarks).")
+        {
+            preset, precision, vintage, seed, output,
+        };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            var p = SyntheticPreset.Parse(parse.GetValue(preset)!);
+            var v = ContractVintage.Parse(parse.GetValue(vintage)!);
+            bool half = parse.GetValue(precision)!.ToLowerInvariant() switch
+            {
+                "fp32" or "float32" => false,
+                "fp16" or "float16" => true,
+                var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
+            };
+            var summary = cli.Console.Status().Start($"Writing {p.Name} ({p.Description})…",
+                _ => SyntheticModelWriter.Write(parse.GetValue(output)!, p, v, half, parse.GetValue(seed)));
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned());
+            foreach (var (name, count) in summary.Parameters) table.AddRow(name, $"{count:N0}");
+            cli.Console.Write(table);
+            cli.Console.MarkupLine($"Wrote [bold]{Markup.Escape(summary.Folder)}[/]: {summary.Bytes / 1048576.0:F1} MiB in {summary.Elapsed.TotalSeconds:F1} s " +
+                $"({(half ? "fp16" : "fp32")}, {v.Name} contract, seed {summary.Seed}). Random weights: it makes abstract images.");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Inspect(CliContext cli)
+    {
+        var folder = new Argument<string>("folder") { Description = "A diffusers-ONNX model folder." };
+        var json = new Option<bool>("--json") { Description = "Print the contract as JSON." };
+        var command = new Command("inspect", "Open a model folder and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts.")
+        {
+            folder, json,
+        };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            using var model = ModelFolder.Open(parse.GetValue(folder)!);
+            var report = Describe(model);
+            if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+            else
+            {
+                var table = new Table().Border(TableBorder.Rounded).HideHeaders().AddColumn("").AddColumn("");
+                foreach (var (k, v) in report) table.AddRow(Markup.Escape(k), Markup.Escape(v?.ToString() ?? ""));
+                cli.Console.Write(table);
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Dictionary<string, object?> Describe(ModelFolder m)
+    {
+        string unetFile = Path.Combine(m.Path, "unet", "model.onnx");
+        return new Dictionary<string, object?>
+        {
+            ["folder"] = m.Path,
+            ["pipeline"] = m.PipelineClass,
+            ["synthetic"] = m.SyntheticPreset is null ? "no" : $"yes: preset {m.SyntheticPreset}, random weights",
+            ["vintage"] = m.Vintage,
+            ["scheduler"] = m.SchedulerConfig.ClassName,
+            ["prediction_type"] = m.Prediction.ToString(),
+            ["tokenizer"] = $"{m.Tokenizer.Vocabulary.Count} tokens, max length {m.Tokenizer.MaxLength}, pad id {m.Tokenizer.PadId}",
+            ["text_encoder.input_ids"] = m.TextEncoder.InputIdsType.ToString(),
+            ["text_encoder.hidden_size"] = m.TextEncoder.HiddenSize,
+            ["text_encoder.pooler_output"] = m.TextEncoder.HasPooler,
+            ["text_encoder.parameters"] = OnnxGraphInfo.ParameterCount(Path.Combine(m.Path, "text_encoder", "model.onnx")),
+            ["unet.sample"] = m.UNet.SampleType.ToString(),
+            ["unet.timestep"] = $"{m.UNet.TimestepType} ({m.UNet.Timestep})",
+            ["unet.latent_channels"] = m.LatentChannels,
+            ["unet.cross_attention_dim"] = m.UNet.CrossAttentionDim,
+            ["unet.external_data"] = string.Join(", ", OnnxGraphInfo.ExternalDataFiles(unetFile)),
+            ["unet.parameters"] = OnnxGraphInfo.ParameterCount(unetFile),
+            ["vae.scale_factor"] = m.VaeScaleFactor,
+            ["vae.scaling_factor"] = m.ScalingFactor,
+            ["vae_decoder.parameters"] = OnnxGraphInfo.ParameterCount(Path.Combine(m.Path, "vae_decoder", "model.onnx")),
+            ["vae_encoder"] = m.VaeEncoder is null ? "absent (no img2img)" : m.VaeEncoder.Output.ToString(),
+        };
+    }
+}

@@ -1,0 +1,194 @@
+using System.Text;
+using SkiaSharp;
+
+namespace AsyncDiffusion.Imaging;
+
+public enum ImageFormat { Png, Jpeg, Webp }
+
+/// <summary>
+/// Decodes untrusted image bytes (PNG, JPEG, WebP, BMP, GIF) with SkiaSharp under a pixel limit
+/// checked before any pixel is decoded, and encodes results. PNGs carry the generation
+/// parameters in a <c>parameters</c> text chunk, as AUTOMATIC1111 writes them.
+/// </summary>
+public static class ImageCodec
+{
+    /// <summary>Default decode limit: 40 megapixels.</summary>
+    public const long DefaultMaxPixels = 40_000_000;
+
+    public static RgbImage Decode(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
+    {
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data)
+            ?? throw new AsyncDiffusionException($"'{name}' is not a readable image; expected PNG, JPEG, WebP, BMP or GIF.");
+        var info = codec.Info;
+        if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > maxPixels)
+            throw new AsyncDiffusionException($"'{name}' is {info.Width}×{info.Height} pixels; at most {maxPixels:N0} pixels are accepted.");
+        var target = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(target);
+        var result = codec.GetPixels(target, bitmap.GetPixels());
+        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+            throw new AsyncDiffusionException($"'{name}' could not be decoded ({result}); expected a valid PNG, JPEG, WebP, BMP or GIF.");
+        return FromRgba(bitmap.GetPixelSpan(), info.Width, info.Height, bitmap.RowBytes);
+    }
+
+    public static RgbImage Decode(string path, long maxPixels = DefaultMaxPixels)
+    {
+        if (!File.Exists(path)) throw new AsyncDiffusionException($"Image '{path}' not found.");
+        return Decode(File.ReadAllBytes(path), path, maxPixels);
+    }
+
+    /// <summary>
+    /// Scales the image to cover <paramref name="width"/>×<paramref name="height"/> keeping its
+    /// aspect ratio, then crops the centre (AUTOMATIC1111's "crop and resize").
+    /// </summary>
+    public static RgbImage ResizeAndCrop(RgbImage image, int width, int height)
+    {
+        if (image.Width == width && image.Height == height) return image;
+        double scale = Math.Max((double)width / image.Width, (double)height / image.Height);
+        int sw = Math.Max(width, (int)Math.Round(image.Width * scale)), sh = Math.Max(height, (int)Math.Round(image.Height * scale));
+        using var source = ToBitmap(image);
+        using var scaled = source.Resize(new SKImageInfo(sw, sh, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.Mitchell))
+            ?? throw new AsyncDiffusionException("The image could not be resized.");
+        int left = (sw - width) / 2, top = (sh - height) / 2;
+        var result = RgbImage.Create(width, height);
+        var pixels = scaled.GetPixelSpan();
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int s = (top + y) * scaled.RowBytes + (left + x) * 4, d = (y * width + x) * 3;
+                result.Pixels[d] = pixels[s];
+                result.Pixels[d + 1] = pixels[s + 1];
+                result.Pixels[d + 2] = pixels[s + 2];
+            }
+        return result;
+    }
+
+    public static byte[] Encode(RgbImage image, ImageFormat format, string? parameters = null, int quality = 90)
+    {
+        using var bitmap = ToBitmap(image);
+        using var encoded = bitmap.Encode(format switch
+        {
+            ImageFormat.Jpeg => SKEncodedImageFormat.Jpeg,
+            ImageFormat.Webp => SKEncodedImageFormat.Webp,
+            _ => SKEncodedImageFormat.Png,
+        }, quality) ?? throw new InvalidOperationException($"SkiaSharp could not encode {format}.");
+        var bytes = encoded.ToArray();
+        return format == ImageFormat.Png && parameters is not null ? PngText.Insert(bytes, "parameters", parameters) : bytes;
+    }
+
+    public static ImageFormat ParseFormat(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "png" => ImageFormat.Png,
+        "jpg" or "jpeg" => ImageFormat.Jpeg,
+        "webp" => ImageFormat.Webp,
+        _ => throw new AsyncDiffusionException($"Unknown image format '{name}'; expected png, jpeg or webp."),
+    };
+
+    public static string Extension(ImageFormat format) => format switch { ImageFormat.Jpeg => ".jpg", ImageFormat.Webp => ".webp", _ => ".png" };
+
+    private static SKBitmap ToBitmap(RgbImage image)
+    {
+        var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var span = bitmap.GetPixelSpan();
+        for (int y = 0; y < image.Height; y++)
+            for (int x = 0; x < image.Width; x++)
+            {
+                int s = (y * image.Width + x) * 3, d = y * bitmap.RowBytes + x * 4;
+                span[d] = image.Pixels[s];
+                span[d + 1] = image.Pixels[s + 1];
+                span[d + 2] = image.Pixels[s + 2];
+                span[d + 3] = 255;
+            }
+        return bitmap;
+    }
+
+    // Alpha is composited onto white, as a person would see a transparent upload.
+    private static RgbImage FromRgba(ReadOnlySpan<byte> rgba, int width, int height, int rowBytes)
+    {
+        var image = RgbImage.Create(width, height);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int s = y * rowBytes + x * 4, d = (y * width + x) * 3;
+                int a = rgba[s + 3];
+                for (int c = 0; c < 3; c++) image.Pixels[d + c] = (byte)((rgba[s + c] * a + 255 * (255 - a) + 127) / 255);
+            }
+        return image;
+    }
+}
+
+/// <summary>Reads and writes PNG text chunks (tEXt for Latin-1 text, iTXt for anything else, as PIL does).</summary>
+public static class PngText
+{
+    private static readonly byte[] Signature = [137, 80, 78, 71, 13, 10, 26, 10];
+
+    /// <summary>Inserts a text chunk right after IHDR.</summary>
+    public static byte[] Insert(byte[] png, string keyword, string text)
+    {
+        if (png.Length < 33 || !png.AsSpan(0, 8).SequenceEqual(Signature)) throw new ArgumentException("Not a PNG.", nameof(png));
+        bool latin1 = text.All(c => c <= 0xFF);
+        byte[] data = latin1
+            ? [.. Encoding.Latin1.GetBytes(keyword), 0, .. Encoding.Latin1.GetBytes(text)]
+            : [.. Encoding.Latin1.GetBytes(keyword), 0, 0, 0, 0, 0, .. Encoding.UTF8.GetBytes(text)];
+        var chunk = Chunk(latin1 ? "tEXt" : "iTXt", data);
+        int afterHeader = 8 + 25; // signature + IHDR (4 length + 4 type + 13 data + 4 crc)
+        return [.. png.AsSpan(0, afterHeader), .. chunk, .. png.AsSpan(afterHeader)];
+    }
+
+    /// <summary>All tEXt/iTXt chunks of a PNG, keyword → text.</summary>
+    public static Dictionary<string, string> Read(byte[] png)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (png.Length < 8 || !png.AsSpan(0, 8).SequenceEqual(Signature)) return result;
+        int pos = 8;
+        while (pos + 12 <= png.Length)
+        {
+            int length = (png[pos] << 24) | (png[pos + 1] << 16) | (png[pos + 2] << 8) | png[pos + 3];
+            if (length < 0 || pos + 12 + length > png.Length) break;
+            string type = Encoding.ASCII.GetString(png, pos + 4, 4);
+            var data = png.AsSpan(pos + 8, length);
+            int zero = data.IndexOf((byte)0);
+            if (zero > 0 && type == "tEXt") result[Encoding.Latin1.GetString(data[..zero])] = Encoding.Latin1.GetString(data[(zero + 1)..]);
+            else if (zero > 0 && type == "iTXt" && data.Length > zero + 3 && data[zero + 1] == 0)
+            {
+                var rest = data[(zero + 3)..];
+                int lang = rest.IndexOf((byte)0);
+                if (lang >= 0)
+                {
+                    rest = rest[(lang + 1)..];
+                    int translated = rest.IndexOf((byte)0);
+                    if (translated >= 0) result[Encoding.Latin1.GetString(data[..zero])] = Encoding.UTF8.GetString(rest[(translated + 1)..]);
+                }
+            }
+            if (type == "IEND") break;
+            pos += 12 + length;
+        }
+        return result;
+    }
+
+    private static byte[] Chunk(string type, byte[] data)
+    {
+        var typeBytes = Encoding.ASCII.GetBytes(type);
+        uint crc = Crc32([.. typeBytes, .. data]);
+        return
+        [
+            (byte)(data.Length >> 24), (byte)(data.Length >> 16), (byte)(data.Length >> 8), (byte)data.Length,
+            .. typeBytes, .. data,
+            (byte)(crc >> 24), (byte)(crc >> 16), (byte)(crc >> 8), (byte)crc,
+        ];
+    }
+
+    private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
+
+    private static uint Crc32(ReadOnlySpan<byte> bytes)
+    {
+        uint c = 0xFFFFFFFFu;
+        foreach (byte b in bytes) c = CrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
+    }
+}

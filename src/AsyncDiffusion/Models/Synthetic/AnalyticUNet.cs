@@ -1,0 +1,39 @@
+namespace AsyncDiffusion.Models.Synthetic;
+
+/// <summary>
+/// A UNet stand-in with a known output, for testing the pipeline's arithmetic against a hand
+/// replay: out = A·sample + B·(t / 1000) + C·mean(encoder_hidden_states of that batch row).
+/// It keeps the real UNet's input/output contract (names, dtypes, timestep form).
+/// </summary>
+public sealed record AnalyticUNet(float A, float B, float C)
+{
+    public static AnalyticUNet Default { get; } = new(0.05f, 0.2f, 3.0f);
+
+    /// <summary>Replaces <c>unet/model.onnx</c> of a synthetic folder with this function (same contract vintage).</summary>
+    public void WriteInto(string modelFolder, int latentChannels, int hidden, ContractVintage vintage)
+    {
+        string dir = Path.Combine(modelFolder, "unet");
+        foreach (var f in Directory.GetFiles(dir)) if (Path.GetFileName(f) != "config.json") File.Delete(f);
+        using var g = new OnnxGraphBuilder("analytic_unet", new SeededWeights(0), half: false);
+        var sample = g.Input("sample", g.FloatType, "batch", latentChannels, "height", "width");
+        var timestep = vintage.TimestepInput(g);
+        var context = g.Input("encoder_hidden_states", g.FloatType, "batch", "sequence", hidden);
+        var t = g.Op("Reshape", [g.Op("Cast", [timestep], ("to", (int)global::Onnx.TensorProto.Types.DataType.Float)), g.Int64(-1, 1, 1, 1)]);
+        var mean = g.Op("ReduceMean", [context, g.Int64(1, 2)], ("keepdims", 1));            // [B, 1, 1]
+        mean = g.Op("Unsqueeze", [mean, g.Int64(3)]);                                          // [B, 1, 1, 1]
+        var y = g.Op("Add", [g.Op("Mul", [sample, g.Float(A)]), g.Op("Mul", [t, g.Float(B / 1000f)])]);
+        y = g.Op("Add", [y, g.Op("Mul", [mean, g.Float(C)])]);
+        g.Output("out_sample", y, g.FloatType, "batch", latentChannels, "height", "width");
+        g.Save(Path.Combine(dir, "model.onnx"), "asyncdiffusion-analytic");
+    }
+
+    /// <summary>The same function on the host, for the replay: one row.</summary>
+    public void Evaluate(ReadOnlySpan<float> sample, double timestep, ReadOnlySpan<float> contextRow, Span<float> output)
+    {
+        double sum = 0;
+        foreach (var v in contextRow) sum += v;
+        float mean = (float)(sum / contextRow.Length);
+        float tt = (float)timestep;
+        for (int i = 0; i < sample.Length; i++) output[i] = sample[i] * A + tt * (B / 1000f) + mean * C;
+    }
+}

@@ -1,0 +1,28 @@
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Randomness;
+
+namespace AsyncDiffusion.Pipelines;
+
+/// <summary>The AUTOMATIC1111-style infotext of one generated image.</summary>
+public static class GenerationInfotext
+{
+    public static string For(GenerationPlan plan, long seed)
+    {
+        var r = plan.Request;
+        var p = new List<KeyValuePair<string, string>>
+        {
+            new("Steps", r.Steps.ToString()),
+            new("Sampler", plan.SchedulerName),
+            new("CFG scale", Infotext.Number(r.GuidanceScale)),
+            new("Seed", seed.ToString()),
+            new("Size", $"{plan.Width}x{plan.Height}"),
+            new("Model", plan.ModelName),
+        };
+        if (r.IsImageToImage) p.Add(new("Denoising strength", Infotext.Number(r.Strength)));
+        if (r.Eta > 0) p.Add(new("Eta", Infotext.Number(r.Eta)));
+        p.Add(new("RNG", r.Rng switch { NoiseGeneratorKind.Philox => "NV", NoiseGeneratorKind.Numpy => "numpy", _ => "CPU" }));
+        if (r.Decoder == DecoderKind.Taesd) p.Add(new("VAE", "TAESD"));
+        p.Add(new("Version", "AsyncDiffusion"));
+        return Infotext.Format(r.Prompt, r.NegativePrompt, p);
+    }
+}

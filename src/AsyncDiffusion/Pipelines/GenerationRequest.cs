@@ -1,0 +1,71 @@
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Randomness;
+
+namespace AsyncDiffusion.Pipelines;
+
+/// <summary>Which decoder turns latents into the final image.</summary>
+public enum DecoderKind
+{
+    /// <summary>The model's own VAE decoder (full quality).</summary>
+    Vae,
+    /// <summary>TAESD: about 30× cheaper, slightly softer.</summary>
+    Taesd,
+}
+
+/// <summary>
+/// One txt2img or img2img request: what a user asks for, independent of any API shape.
+/// Immutable; <see cref="Validate"/> checks it once against a model and the limits.
+/// </summary>
+public sealed record GenerationRequest
+{
+    public string Prompt { get; init; } = "";
+    public string NegativePrompt { get; init; } = "";
+    public int Steps { get; init; } = 20;
+    public double GuidanceScale { get; init; } = 7.5;
+
+    /// <summary>Image size; null means the model's native size.</summary>
+    public int? Width { get; init; }
+    public int? Height { get; init; }
+
+    /// <summary>Seed of the first image (−1: random, reported back); image i uses seed + i.</summary>
+    public long Seed { get; init; } = -1;
+
+    /// <summary>Images to make (AUTOMATIC1111's batch size).</summary>
+    public int Count { get; init; } = 1;
+
+    /// <summary>Scheduler name (see SchedulerRegistry); null: the model's own.</summary>
+    public string? Scheduler { get; init; }
+
+    /// <summary>img2img source image; null for txt2img.</summary>
+    public RgbImage? InitImage { get; init; }
+
+    /// <summary>img2img: how much of the schedule is run, in (0, 1].</summary>
+    public double Strength { get; init; } = 0.75;
+
+    public DecoderKind Decoder { get; init; } = DecoderKind.Vae;
+    public NoiseGeneratorKind Rng { get; init; } = NoiseGeneratorKind.Torch;
+
+    /// <summary>DDIM's eta (0: deterministic).</summary>
+    public double Eta { get; init; }
+
+    /// <summary>Run classifier-free guidance's two halves as one UNet batch of 2 (else two calls).</summary>
+    public bool CfgAsBatch { get; init; } = true;
+
+    public bool IsImageToImage => InitImage is not null;
+
+    /// <summary>Guidance ≤ 1 needs no unconditional half (SD-Turbo, LCM).</summary>
+    public bool UsesGuidance => GuidanceScale > 1.0;
+}
+
+/// <summary>Bounds on what one request may ask for (servers tighten them).</summary>
+public sealed record GenerationLimits
+{
+    public int MaxSteps { get; init; } = 150;
+    public int MaxWidth { get; init; } = 2048;
+    public int MaxHeight { get; init; } = 2048;
+    public int MaxCount { get; init; } = 16;
+    public int MaxPromptCharacters { get; init; } = 10_000;
+    public double MaxGuidanceScale { get; init; } = 50;
+
+    public static GenerationLimits Default { get; } = new();
+}
