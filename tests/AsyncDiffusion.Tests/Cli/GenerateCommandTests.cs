@@ -1,0 +1,95 @@
+using System.Text.Json;
+using AsyncDiffusion.Cli;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Tests.Models;
+
+namespace AsyncDiffusion.Tests.Cli;
+
+public class GenerateCommandTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CliApp.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void GenerateWritesPngsWithInfotextAndAJsonSummary()
+    {
+        using var dir = new TempFolder();
+        var (code, output, error) = Run("generate", "a photo of an astronaut riding a horse on mars", "--model", TinyModels.Folder(), "--steps", "3",
+            "--seed", "42", "--n", "2", "--out", dir.Path, "--json", "--scheduler", "Euler a");
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        var images = doc.RootElement.GetProperty("images");
+        Assert.Equal(2, images.GetArrayLength());
+        string file = images[1].GetProperty("file").GetString()!;
+        Assert.Equal(43, images[1].GetProperty("seed").GetInt64());
+        var text = PngText.Read(File.ReadAllBytes(file))["parameters"];
+        Assert.StartsWith("a photo of an astronaut riding a horse on mars\nSteps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 64x64", text);
+        Assert.Equal(2 * 3, doc.RootElement.GetProperty("timings_ms").GetProperty("unet_steps").GetArrayLength()); // every step of every image
+
+        // Running again never overwrites.
+        Run("generate", "a photo of an astronaut riding a horse on mars", "--model", TinyModels.Folder(), "--steps", "3", "--seed", "42", "--out", dir.Path, "--json");
+        Assert.True(3 == Directory.GetFiles(dir.Path).Length, string.Join("\n", Directory.GetFiles(dir.Path)));
+    }
+
+    [Theory]
+    [InlineData("--size", "65x64", "width is 65")]
+    [InlineData("--steps", "0", "steps is 0")]
+    [InlineData("--scheduler", "Warp", "Unknown scheduler 'Warp'")]
+    [InlineData("--decoder", "magic", "--decoder 'magic'")]
+    [InlineData("--rng", "dice", "Unknown noise generator 'dice'")]
+    [InlineData("--format", "gif", "Unknown image format 'gif'")]
+    public void BadOptionsExitWith2AndWriteNothing(string option, string value, string message)
+    {
+        using var dir = new TempFolder();
+        string outDir = Path.Combine(dir.Path, "out");
+        var (code, _, error) = Run("generate", "x", "--model", TinyModels.Folder(), option, value, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains(message, error);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void UnreadableInitImageExitsWith2()
+    {
+        using var dir = new TempFolder();
+        string bad = dir.File("init.png", "not a png");
+        var (code, _, error) = Run("generate", "x", "--model", TinyModels.Folder(), "--init-image", bad, "--out", Path.Combine(dir.Path, "out"));
+        Assert.Equal(2, code);
+        Assert.Contains("is not a readable image", error);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "out")));
+    }
+
+    [Fact]
+    public void ImageToImageFromTheCommandLine()
+    {
+        using var dir = new TempFolder();
+        string init = Path.Combine(dir.Path, "init.png");
+        File.WriteAllBytes(init, ImageCodec.Encode(PipelineMathTests_Image(), ImageFormat.Png));
+        var (code, output, error) = Run("generate", "a fox", "--model", TinyModels.Folder(), "--init-image", init, "--strength", "0.5", "--steps", "4",
+            "--out", Path.Combine(dir.Path, "out"), "--json", "--decoder", "taesd");
+        Assert.True(code == 0, error);
+        Assert.Contains("Denoising strength: 0.5", output);
+    }
+
+    [Fact]
+    public void BuiltInModelLivesInTheXdgCache()
+    {
+        string? old = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        try
+        {
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", "/tmp/some-cache");
+            Assert.Equal("/tmp/some-cache/asyncdiffusion/models/tiny-synthetic-v1", BuiltInModel.Folder);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", old);
+        }
+    }
+
+    private static RgbImage PipelineMathTests_Image() => AsyncDiffusion.Tests.Pipelines.PipelineMathTests.TaesdTests_Image();
+}
