@@ -22,13 +22,13 @@ public static class ImageDecoding
     }
 
     /// <summary>The init image resized to the request's size and run through the VAE encoder.</summary>
-    public static EncodedImage EncodeInitImage(ModelFolder model, RgbImage image, int width, int height, CancellationToken cancellation)
+    public static InitImageLatents EncodeInitImage(ModelFolder model, RgbImage image, int width, int height, CancellationToken cancellation)
     {
         var resized = ImageCodec.ResizeAndCrop(image, width, height);
         var tensor = new float[3 * width * height];
         LatentImageConversion.ToTensor(resized, tensor);
         var encoder = model.VaeEncoder!;
         var (values, _) = encoder.Encode(tensor, [1, 3, height, width], cancellation);
-        return new EncodedImage(values, encoder.Output);
+        return new InitImageLatents(values, encoder.Output);
     }
 }

@@ -73,7 +73,7 @@ public sealed class ImageJob
     /// with this image's generator (or take the sampled latent of old exports), scale it, and
     /// noise it to the start timestep with the same generator, in diffusers' order.
     /// </summary>
-    public static ImageJob ImageToImage(GenerationPlan plan, int index, PromptEmbeddings prompt, ModelFolder model, EncodedImage encoded)
+    public static ImageJob ImageToImage(GenerationPlan plan, int index, PromptEmbeddings prompt, ModelFolder model, InitImageLatents encoded)
     {
         var scheduler = plan.CreateScheduler(model);
         int start = scheduler.SetTimestepsForStrength(plan.Request.Steps, plan.Request.Strength);
@@ -140,4 +140,4 @@ public sealed class ImageJob
 }
 
 /// <summary>The VAE encoder's output for an init image: mean ‖ log-variance, or a sampled latent.</summary>
-public sealed record EncodedImage(float[] Values, VaeEncoderOutput Output);
+public sealed record InitImageLatents(float[] Values, VaeEncoderOutput Output);

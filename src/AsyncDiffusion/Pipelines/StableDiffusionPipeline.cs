@@ -34,7 +34,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         var memory = PeakMemory.Start();
 
         var prompt = PromptEmbeddings.Encode(Model, request.Prompt, plan.Request.NegativePrompt, request.UsesGuidance, timings, cancellation);
-        EncodedImage? encoded = null;
+        InitImageLatents? encoded = null;
         if (request.InitImage is { } init)
         {
             var clock = Stopwatch.StartNew();

@@ -7,6 +7,9 @@ namespace AsyncDiffusion.Models.Synthetic;
 /// </summary>
 public sealed record AnalyticUNet(float A, float B, float C)
 {
+    /// <summary>Fault injection for failure-isolation tests: the output is NaN wherever the timestep exceeds this.</summary>
+    public float? NanAboveTimestep { get; init; }
+
     public static AnalyticUNet Default { get; } = new(0.05f, 0.2f, 3.0f);
 
     /// <summary>Replaces <c>unet/model.onnx</c> of a synthetic folder with this function (same contract vintage).</summary>
@@ -23,6 +26,8 @@ public sealed record AnalyticUNet(float A, float B, float C)
         mean = g.Op("Unsqueeze", [mean, g.Int64(3)]);                                          // [B, 1, 1, 1]
         var y = g.Op("Add", [g.Op("Mul", [sample, g.Float(A)]), g.Op("Mul", [t, g.Float(B / 1000f)])]);
         y = g.Op("Add", [y, g.Op("Mul", [mean, g.Float(C)])]);
+        if (NanAboveTimestep is float limit)
+            y = g.Op("Add", [y, g.Op("Mul", [g.Op("Sqrt", [g.Op("Sub", [g.Float(limit), t])]), g.Float(0f)])]); // 0·sqrt(limit − t): NaN above the limit
         g.Output("out_sample", y, g.FloatType, "batch", latentChannels, "height", "width");
         g.Save(Path.Combine(dir, "model.onnx"), "asyncdiffusion-analytic");
     }
