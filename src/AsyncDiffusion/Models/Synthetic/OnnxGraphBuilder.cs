@@ -19,12 +19,14 @@ internal sealed class OnnxGraphBuilder : IDisposable
     private readonly FileStream? _external;
     private readonly string? _externalName;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private readonly bool _shapesOnly;
     private int _next;
 
     /// <param name="half">Store parameters, inputs and outputs as float16.</param>
     /// <param name="externalDataPath">When set, parameters go to this file (named relative to the model) instead of the protobuf.</param>
-    public OnnxGraphBuilder(string name, SeededWeights weights, bool half, string? externalDataPath = null)
+    public OnnxGraphBuilder(string name, SeededWeights weights, bool half, string? externalDataPath = null, bool shapesOnly = false)
     {
+        _shapesOnly = shapesOnly;
         _graph.Name = name;
         _weights = weights;
         Half = half;
@@ -53,8 +55,17 @@ internal sealed class OnnxGraphBuilder : IDisposable
     }
 
     /// <summary>A learned parameter with seeded uniform values of the given standard deviation.</summary>
-    public string Parameter(string name, long[] shape, double std) =>
-        Parameter(name, shape, _weights.Uniform(name, shape.Aggregate(1L, (a, b) => a * b), std));
+    public string Parameter(string name, long[] shape, double std)
+    {
+        if (!_shapesOnly) return Parameter(name, shape, _weights.Uniform(name, shape.Aggregate(1L, (a, b) => a * b), std));
+        // Shape-only graphs (for FLOP counting and inspection) carry dims without data.
+        if (!_names.Add(name)) throw new InvalidOperationException($"Duplicate tensor name {name}.");
+        var tensor = new TensorProto { Name = name, DataType = (int)FloatType };
+        tensor.Dims.AddRange(shape);
+        ParameterCount += shape.Aggregate(1L, (a, b) => a * b);
+        _graph.Initializer.Add(tensor);
+        return name;
+    }
 
     /// <summary>A learned parameter filled with one value (norm scales, zero biases).</summary>
     public string Filled(string name, long[] shape, float value)

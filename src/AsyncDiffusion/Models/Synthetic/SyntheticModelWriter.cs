@@ -58,6 +58,14 @@ public static class SyntheticModelWriter
         return new SyntheticModelSummary(folder, preset, vintage, half, seed, parameters, bytes, clock.Elapsed);
     }
 
+    /// <summary>The UNet graph of a preset without weight data: enough for FLOP counting and parameter counts.</summary>
+    public static global::Onnx.GraphProto UNetShapes(SyntheticPreset preset, ContractVintage? vintage = null)
+    {
+        using var g = new OnnxGraphBuilder("unet", new SeededWeights(0), half: false, shapesOnly: true);
+        UNetGraph.Build(g, preset.UNet, vintage ?? ContractVintage.Optimum124);
+        return g.Build("asyncdiffusion-synthetic").Graph;
+    }
+
     private static long Component(string root, string name, string? externalData, SeededWeights weights, bool half, Action<OnnxGraphBuilder> build)
     {
         string dir = Path.Combine(root, name);
