@@ -31,6 +31,8 @@ public static class CliApp
         root.Subcommands.Add(TokenizeCommand.Create(context));
         root.Subcommands.Add(GenerateCommand.Create(context));
         root.Subcommands.Add(ModelsCommand.Create(context));
+        root.Subcommands.Add(BenchmarkCommand.Create(context));
+        root.Subcommands.Add(BenchmarkCommand.CreateProbe(context));
 
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });

@@ -10,7 +10,7 @@ namespace AsyncDiffusion.Engine;
 
 /// <summary>Counters for monitoring (/metrics) and benchmarks.</summary>
 public sealed record EngineStats(int Queued, int Running, long Submitted, long Succeeded, long Failed, long Cancelled, long Rejected, long Images,
-    long UNetCalls, long UNetRows, long PromptCacheHits, long PromptCacheMisses);
+    long UNetCalls, long UNetRows, long PromptCacheHits, long PromptCacheMisses, double UNetActiveMs);
 
 /// <summary>
 /// Many requests in flight on one model. Async mode runs four stages concurrently with channels
@@ -37,6 +37,10 @@ public sealed class DiffusionEngine : IDisposable
     private int _admitted;
     private long _submitted, _succeeded, _failed, _cancelled, _rejected, _images, _unetCalls, _unetRows;
     private double _averageJobMs = 1000;
+    private readonly object _activeLock = new();
+    private int _unetRunning;
+    private readonly Stopwatch _unetActive = new();
+    private double _syncUNetMs;
 
     public EngineOptions Options { get; }
     public ModelFolder Model => _model;
@@ -131,7 +135,7 @@ public sealed class DiffusionEngine : IDisposable
             int running = _jobs.Values.Count(j => j.State == JobState.Running);
             return new EngineStats(queued, running, Interlocked.Read(ref _submitted), Interlocked.Read(ref _succeeded), Interlocked.Read(ref _failed),
                 Interlocked.Read(ref _cancelled), Interlocked.Read(ref _rejected), Interlocked.Read(ref _images), Interlocked.Read(ref _unetCalls),
-                Interlocked.Read(ref _unetRows), _prompts.Hits, _prompts.Misses);
+                Interlocked.Read(ref _unetRows), _prompts.Hits, _prompts.Misses, _unetActive.Elapsed.TotalMilliseconds + _syncUNetMs);
         }
     }
 
@@ -195,6 +199,7 @@ public sealed class DiffusionEngine : IDisposable
             using var linked = batch.Count == 1 ? CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, batch[0].Run.Job.CancellationToken) : null;
             var clock = Stopwatch.StartNew();
             float[] output;
+            UNetActivity(+1);
             try
             {
                 output = unet.Predict(samples, [rows, first.Channels, first.LatentHeight, first.LatentWidth], timesteps, context, [rows, tokens, hidden],
@@ -204,6 +209,10 @@ public sealed class DiffusionEngine : IDisposable
             {
                 foreach (var w in batch) End(w.Run.Job, () => w.Run.Job.Fail(e));
                 continue;
+            }
+            finally
+            {
+                UNetActivity(-1);
             }
             double ms = clock.Elapsed.TotalMilliseconds;
             Interlocked.Increment(ref _unetCalls);
@@ -232,6 +241,17 @@ public sealed class DiffusionEngine : IDisposable
                     End(job, () => job.Fail(e));
                 }
             }
+        }
+    }
+
+    // Wall time during which at least one stream was inside the UNet (for achieved GFLOP/s).
+    private void UNetActivity(int delta)
+    {
+        lock (_activeLock)
+        {
+            _unetRunning += delta;
+            if (_unetRunning == 1 && delta > 0) _unetActive.Start();
+            else if (_unetRunning == 0) _unetActive.Stop();
         }
     }
 
@@ -315,6 +335,8 @@ public sealed class DiffusionEngine : IDisposable
                 result.Timings.ImageEncodeMs += clock.Elapsed.TotalMilliseconds;
                 Interlocked.Add(ref _images, result.Images.Count);
                 Interlocked.Add(ref _unetCalls, result.Timings.UNetStepMs.Count);
+                Interlocked.Add(ref _unetRows, result.Timings.UNetStepMs.Count * (request.UsesGuidance ? 2 : 1));
+                lock (_activeLock) _syncUNetMs += result.Timings.UNetTotalMs;
                 double wait = ((job.StartedAt ?? DateTime.UtcNow) - job.SubmittedAt).TotalMilliseconds;
                 End(job, () => job.Succeed(new JobResult(result, files, wait)));
             }

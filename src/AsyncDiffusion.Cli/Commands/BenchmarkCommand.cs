@@ -1,0 +1,212 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using AsyncDiffusion.Engine;
+using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Pipelines;
+using Spectre.Console;
+
+namespace AsyncDiffusion.Cli.Commands;
+
+/// <summary><c>asyncdiffusion benchmark</c> and <c>asyncdiffusion probe</c>: benchmark_app for Stable Diffusion.</summary>
+public static class BenchmarkCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder." };
+        var synthetic = new Option<string?>("--synthetic") { Description = "Use a synthetic preset instead (tiny or sd15), built into the cache on first use." };
+        var requests = new Option<int>("--requests") { Description = "Measured requests.", DefaultValueFactory = _ => 8 };
+        var concurrency = new Option<string>("--concurrency") { Description = "Clients in a closed loop (comma list for --sweep).", DefaultValueFactory = _ => "1" };
+        var mode = new Option<string>("--mode") { Description = "sync (one request at a time: the baseline) or async.", DefaultValueFactory = _ => "async" };
+        var streams = new Option<string>("--streams") { Description = "UNet streams (comma list for --sweep).", DefaultValueFactory = _ => "1" };
+        var maxBatch = new Option<string>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep).", DefaultValueFactory = _ => "1" };
+        var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT (default: the model's native size)." };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps per image.", DefaultValueFactory = _ => 20 };
+        var scheduler = new Option<string>("--scheduler") { Description = "Scheduler name.", DefaultValueFactory = _ => "Euler a" };
+        var mixed = new Option<bool>("--mixed") { Description = "Vary prompts and schedulers (Euler a, DPM++ 2M, Euler, DDIM) across requests." };
+        var decoder = new Option<string>("--decoder") { Description = "vae or taesd.", DefaultValueFactory = _ => "vae" };
+        var cfg = new Option<double>("--cfg") { Description = "Guidance scale.", DefaultValueFactory = _ => 7.5 };
+        var warmup = new Option<int>("--warmup") { Description = "Warm-up requests (the first is the cold latency).", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
+        var noProbe = new Option<bool>("--no-probe") { Description = "Skip the MatMul/Conv peak probe." };
+        var sweep = new Option<bool>("--sweep") { Description = "Run every combination of --streams, --max-batch and --concurrency (plus the sync baseline)." };
+        var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
+        var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
+
+        var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
+        {
+            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, json, markdown,
+        };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli);
+            var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
+            var request = new GenerationRequest
+            {
+                Prompt = "a photo of an astronaut riding a horse on mars",
+                Steps = parse.GetValue(steps),
+                Width = w,
+                Height = h,
+                GuidanceScale = parse.GetValue(cfg),
+                Scheduler = parse.GetValue(scheduler),
+                Seed = 1,
+                Decoder = parse.GetValue(decoder)!.ToLowerInvariant() switch
+                {
+                    "vae" => DecoderKind.Vae,
+                    "taesd" => DecoderKind.Taesd,
+                    var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
+                },
+            };
+            var baseSettings = new BenchmarkSettings
+            {
+                ModelFolder = folder,
+                Engine = new EngineOptions(),
+                Request = request,
+                Requests = Positive(parse.GetValue(requests), "--requests"),
+                Warmup = Math.Max(1, parse.GetValue(warmup)),
+                Mixed = parse.GetValue(mixed),
+                Probe = !parse.GetValue(noProbe),
+            };
+            var engineMode = parse.GetValue(mode)!.ToLowerInvariant() switch
+            {
+                "sync" => EngineMode.Sync,
+                "async" => EngineMode.Async,
+                var other => throw new AsyncDiffusionException($"--mode '{other}' is not known; expected sync or async."),
+            };
+            int totalThreads = parse.GetValue(threads);
+            var configs = new List<(EngineOptions Engine, int Concurrency)>();
+            var streamList = IntList(parse.GetValue(streams)!, "--streams");
+            var batchList = IntList(parse.GetValue(maxBatch)!, "--max-batch");
+            var concurrencyList = IntList(parse.GetValue(concurrency)!, "--concurrency");
+            if (parse.GetValue(sweep))
+            {
+                configs.Add((new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads }, 1));
+                foreach (int s in streamList) foreach (int b in batchList) foreach (int c in concurrencyList)
+                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c) }, c));
+            }
+            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]) }, concurrencyList[0]));
+
+            var reports = new List<BenchmarkReport>();
+            foreach (var (engine, c) in configs)
+            {
+                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
+                    message => cli.Error.WriteLine(message));
+                if (report.Probe is null && reports.Count > 0) report = report with { Probe = reports[0].Probe, Rates = Recompute(report.Rates, reports[0].Probe) };
+                reports.Add(report);
+                WriteReport(cli.Console, report);
+            }
+            if (reports.Count > 1) WriteSweep(cli.Console, reports);
+            if (parse.GetValue(json) is { } jsonFile)
+                File.WriteAllText(jsonFile, JsonSerializer.Serialize(reports.Count == 1 ? (object)reports[0] : reports, new JsonSerializerOptions { WriteIndented = true }));
+            if (parse.GetValue(markdown) is { } mdFile) File.WriteAllText(mdFile, Markdown(reports));
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command CreateProbe(CliContext cli)
+    {
+        var threads = new Option<int>("--threads") { Description = "Threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("probe", "Measure this machine's MatMul and 3x3 Conv GFLOP/s through ONNX Runtime at SD's shapes: the yardstick for '% of peak'.") { threads, json };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            var machine = MachineDescription.Current();
+            var probe = MachineProbe.Run(parse.GetValue(threads));
+            if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(new { machine, probe }, new JsonSerializerOptions { WriteIndented = true }));
+            else
+            {
+                cli.Console.MarkupLine($"{Markup.Escape(machine.Cpu)}, {machine.Cores} cores, {string.Join(" ", machine.Isa)}, ONNX Runtime {machine.OnnxRuntime}");
+                cli.Console.MarkupLine($"{probe.Threads} thread(s): MatMul 4096×320·320×1280 [bold]{probe.MatMulGflops:F0} GFLOP/s[/], Conv 3×3 320→320 @64×64 [bold]{probe.Conv3x3Gflops:F0} GFLOP/s[/]");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static ComponentRate[] Recompute(ComponentRate[] rates, ProbeResult? probe) =>
+        rates.Select(r => r with { PercentOfPeak = probe is null ? null : 100 * r.Gflops / probe.PeakGflops }).ToArray();
+
+    private static string ResolveModel(string? model, string? synthetic, CliContext cli)
+    {
+        if (model is not null && synthetic is not null) throw new AsyncDiffusionException("Give either --model or --synthetic, not both.");
+        if (model is not null) return model;
+        var preset = SyntheticPreset.Parse(synthetic ?? "tiny");
+        string folder = Path.Combine(Path.GetDirectoryName(BuiltInModel.Folder)!, $"{preset.Name}-synthetic-v1");
+        if (!File.Exists(Path.Combine(folder, "model_index.json")))
+        {
+            cli.Error.WriteLine($"Writing the synthetic {preset.Name} model to {folder}…");
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            SyntheticModelWriter.Write(folder, preset);
+        }
+        return folder;
+    }
+
+    private static int Positive(int value, string name) => value >= 1 ? value : throw new AsyncDiffusionException($"{name} is {value}; expected at least 1.");
+
+    private static int[] IntList(string text, string name)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var values = new List<int>();
+        foreach (var p in parts)
+        {
+            if (!int.TryParse(p, out int v) || v < 1) throw new AsyncDiffusionException($"{name} '{text}' is not a list of positive integers (e.g. 1,2,4).");
+            values.Add(v);
+        }
+        return values.Count > 0 ? values.ToArray() : throw new AsyncDiffusionException($"{name} is empty; expected e.g. 1 or 1,2,4.");
+    }
+
+    private static string Label(BenchmarkReport r) => r.Mode == "sync" ? "sync" : $"async S={r.Streams} B={r.MaxBatch} C={r.Concurrency}";
+
+    private static void WriteReport(IAnsiConsole console, BenchmarkReport r)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title($"[bold]{Markup.Escape(Label(r))}[/] · {r.Size}, {r.Steps} steps, {Markup.Escape(r.Scheduler)}, {r.Decoder}")
+            .AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
+        t.AddRow("throughput", $"{r.ImagesPerMinute:F2} images/min");
+        t.AddRow("latency p50 / p90 / p99 / max", $"{r.Latency.P50 / 1000:F2} / {r.Latency.P90 / 1000:F2} / {r.Latency.P99 / 1000:F2} / {r.Latency.Max / 1000:F2} s");
+        t.AddRow("queue wait (mean)", $"{r.Stages.QueueWaitMs:F0} ms");
+        t.AddRow("text encoder (per request)", $"{r.Stages.TextEncodeMs:F1} ms");
+        t.AddRow("UNet per step / per image", $"{r.Stages.UNetStepMs:F0} ms / {r.Stages.UNetPerImageMs / 1000:F2} s");
+        t.AddRow("rows per UNet call", $"{r.RowsPerUNetCall:F2}");
+        t.AddRow("decode / image encode (per image)", $"{r.Stages.DecodeMs:F0} ms / {r.Stages.ImageEncodeMs:F1} ms");
+        foreach (var rate in r.Rates)
+            t.AddRow($"{rate.Component}: {rate.GFlopPerCall:F1} GFLOP × {rate.Calls}", $"{rate.Gflops:F0} GFLOP/s{(rate.PercentOfPeak is double p ? $" ({p:F0} % of peak)" : "")}");
+        t.AddRow("peak RSS / managed heap", $"{r.PeakRssBytes / 1048576.0:F0} / {r.PeakManagedBytes / 1048576.0:F0} MiB");
+        t.AddRow("CPU utilisation", $"{r.CpuUtilisation * 100:F0} %");
+        t.AddRow("model load / cold first image", $"{r.LoadSeconds:F1} s / {r.ColdLatencyMs / 1000:F2} s");
+        if (r.Probe is { } probe) t.AddRow($"machine peak ({probe.Threads} thread(s))", $"{probe.PeakGflops:F0} GFLOP/s (MatMul {probe.MatMulGflops:F0}, Conv {probe.Conv3x3Gflops:F0})");
+        console.Write(t);
+    }
+
+    private static void WriteSweep(IAnsiConsole console, List<BenchmarkReport> reports)
+    {
+        var baseline = reports.FirstOrDefault(r => r.Mode == "sync");
+        var t = new Table().Border(TableBorder.Rounded).Title("[bold]sweep[/]").AddColumn("config").AddColumn(new TableColumn("images/min").RightAligned())
+            .AddColumn(new TableColumn("× sync").RightAligned()).AddColumn(new TableColumn("p50 s").RightAligned()).AddColumn(new TableColumn("p99 s").RightAligned())
+            .AddColumn(new TableColumn("peak RSS MiB").RightAligned());
+        foreach (var r in reports)
+            t.AddRow(Label(r), $"{r.ImagesPerMinute:F2}", baseline is null ? "" : $"{r.ImagesPerMinute / baseline.ImagesPerMinute:F2}",
+                $"{r.Latency.P50 / 1000:F2}", $"{r.Latency.P99 / 1000:F2}", $"{r.PeakRssBytes / 1048576.0:F0}");
+        console.Write(t);
+    }
+
+    internal static string Markdown(IReadOnlyList<BenchmarkReport> reports)
+    {
+        var sb = new StringBuilder();
+        var m = reports[0].Machine;
+        sb.AppendLine($"Machine: {m.Cpu}, {m.Cores} cores ({string.Join(", ", m.Isa)}), {m.Os}, ONNX Runtime {m.OnnxRuntime}.");
+        if (reports[0].Probe is { } p) sb.AppendLine($"Measured peak ({p.Threads} thread(s)): MatMul {p.MatMulGflops:F0} GFLOP/s, Conv 3×3 {p.Conv3x3Gflops:F0} GFLOP/s.");
+        sb.AppendLine();
+        sb.AppendLine("| config | size | steps | decoder | images/min | p50 s | p99 s | UNet ms/step | UNet GFLOP/s (% peak) | peak RSS MiB |");
+        sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        foreach (var r in reports)
+        {
+            var unet = r.Rates[0];
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {Label(r)} | {r.Size} | {r.Steps} | {r.Decoder} | {r.ImagesPerMinute:F2} | {r.Latency.P50 / 1000:F2} | {r.Latency.P99 / 1000:F2} | {r.Stages.UNetStepMs:F0} | {unet.Gflops:F0} ({unet.PercentOfPeak:F0} %) | {r.PeakRssBytes / 1048576.0:F0} |"));
+        }
+        return sb.ToString();
+    }
+}
