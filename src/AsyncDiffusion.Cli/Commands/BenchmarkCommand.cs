@@ -32,12 +32,14 @@ public static class BenchmarkCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
         var noProbe = new Option<bool>("--no-probe") { Description = "Skip the MatMul/Conv peak probe." };
         var sweep = new Option<bool>("--sweep") { Description = "Run every combination of --streams, --max-batch and --concurrency (plus the sync baseline)." };
+        var config = new Option<string?>("--config") { Description = "A tuned configuration from 'asyncdiffusion tune' (streams, batch, concurrency)." };
+        var hint = new Option<string?>("--hint") { Description = "latency (1 stream, batch 1) or throughput (the tuned configuration when present, else a measured default)." };
         var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
         var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, json, markdown,
+            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, json, markdown,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -52,12 +54,7 @@ public static class BenchmarkCommand
                 GuidanceScale = parse.GetValue(cfg),
                 Scheduler = parse.GetValue(scheduler),
                 Seed = 1,
-                Decoder = parse.GetValue(decoder)!.ToLowerInvariant() switch
-                {
-                    "vae" => DecoderKind.Vae,
-                    "taesd" => DecoderKind.Taesd,
-                    var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
-                },
+                Decoder = ParseDecoder(parse.GetValue(decoder)!),
             };
             var baseSettings = new BenchmarkSettings
             {
@@ -85,6 +82,15 @@ public static class BenchmarkCommand
                 configs.Add((new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads }, 1));
                 foreach (int s in streamList) foreach (int b in batchList) foreach (int c in concurrencyList)
                     configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c) }, c));
+            }
+            else if (parse.GetValue(hint) is { } h2 || parse.GetValue(config) is not null)
+            {
+                var tuned = TunedConfig.Find(parse.GetValue(config));
+                bool latency = parse.GetValue(hint)?.ToLowerInvariant() == "latency";
+                var options = latency ? EngineOptions.ForHint("latency", Environment.ProcessorCount)
+                    : tuned?.ToOptions() ?? EngineOptions.ForHint(parse.GetValue(hint) ?? "throughput", Environment.ProcessorCount);
+                int c = latency ? 1 : tuned?.Concurrency ?? options.Streams * options.MaxBatch;
+                configs.Add((options with { Threads = totalThreads }, c));
             }
             else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]) }, concurrencyList[0]));
 
@@ -129,7 +135,14 @@ public static class BenchmarkCommand
     private static ComponentRate[] Recompute(ComponentRate[] rates, ProbeResult? probe) =>
         rates.Select(r => r with { PercentOfPeak = probe is null ? null : 100 * r.Gflops / probe.PeakGflops }).ToArray();
 
-    private static string ResolveModel(string? model, string? synthetic, CliContext cli)
+    internal static DecoderKind ParseDecoder(string name) => name.ToLowerInvariant() switch
+    {
+        "vae" => DecoderKind.Vae,
+        "taesd" => DecoderKind.Taesd,
+        var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
+    };
+
+    internal static string ResolveModel(string? model, string? synthetic, CliContext cli)
     {
         if (model is not null && synthetic is not null) throw new AsyncDiffusionException("Give either --model or --synthetic, not both.");
         if (model is not null) return model;
