@@ -34,6 +34,7 @@ public static class CliApp
         root.Subcommands.Add(BenchmarkCommand.Create(context));
         root.Subcommands.Add(BenchmarkCommand.CreateProbe(context));
         root.Subcommands.Add(TuneCommand.Create(context));
+        root.Subcommands.Add(ServeCommand.Create(context));
 
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });

@@ -42,6 +42,9 @@ public sealed class DiffusionEngine : IDisposable
     private readonly Stopwatch _unetActive = new();
     private double _syncUNetMs;
 
+    /// <summary>Raised once when a job ends (succeeded, failed or cancelled), on the thread that ended it.</summary>
+    public event Action<Job>? JobEnded;
+
     public EngineOptions Options { get; }
     public ModelFolder Model => _model;
     public GenerationLimits Limits { get; }
@@ -126,6 +129,16 @@ public sealed class DiffusionEngine : IDisposable
     }
 
     public Job? Find(string id) => _jobs.TryGetValue(id, out var job) ? job : null;
+
+    /// <summary>A TAESD preview (PNG) of the job's latest latents, or null before its first step.</summary>
+    public byte[]? PreviewPng(Job job)
+    {
+        if (job.LatestLatents is not { } latents) return null;
+        int c = _model.LatentChannels, h = job.Plan.LatentHeight(_model), w = job.Plan.LatentWidth(_model);
+        if (latents.Length != c * h * w) return null;
+        var image = ImageDecoding.Decode(_model, _taesd.Value, latents, c, h, w, CancellationToken.None);
+        return ImageCodec.Encode(image, ImageFormat.Png);
+    }
 
     public EngineStats Stats
     {
@@ -364,6 +377,8 @@ public sealed class DiffusionEngine : IDisposable
             case JobState.Cancelled: Interlocked.Increment(ref _cancelled); break;
             default: Interlocked.Increment(ref _failed); break;
         }
+        try { JobEnded?.Invoke(job); }
+        catch (Exception) { /* observers must not break the engine */ }
         // Keep finished jobs findable for a while, but bounded.
         if (_jobs.Count > 4 * Options.MaxJobs + 256)
             foreach (var old in _jobs.Values.Where(j => j.IsFinished).OrderBy(j => j.SubmittedAt).Take(_jobs.Count / 2))

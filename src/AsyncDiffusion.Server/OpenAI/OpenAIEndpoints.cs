@@ -1,0 +1,158 @@
+using System.Text.Json;
+using AsyncDiffusion.Engine;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Pipelines;
+using AsyncDiffusion.Server.Hosting;
+
+namespace AsyncDiffusion.Server.OpenAI;
+
+/// <summary>OpenAI's Images API (<c>/v1/images</c>): generations, edits and variations, as the official SDKs call them.</summary>
+public static class OpenAIEndpoints
+{
+    private sealed record Ask(GenerationRequest Request, string ResponseFormat, ImageFormat Format, bool Stream, int PartialImages, string EventPrefix);
+
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store)
+    {
+        app.MapPost("/v1/images/generations", (Delegate)(async (HttpContext ctx) =>
+        {
+            var b = await Lenient.ReadObjectAsync(ctx.Request);
+            string prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required");
+            var ask = Common(k => b.String(k), k => b.Integer(k), prompt, null, options, catalog, 1.0, "image_generation");
+            ask = ask with { Stream = b.Bool("stream") ?? false, PartialImages = (int)Math.Clamp(b.Integer("partial_images") ?? 0, 0, 3) };
+            return await Run(ctx, ask, catalog, store);
+        }));
+
+        app.MapPost("/v1/images/edits", (Delegate)(async (HttpContext ctx) =>
+        {
+            var form = await ReadForm(ctx.Request);
+            var file = form.Files.GetFile("image") ?? form.Files.GetFile("image[]") ?? form.Files.FirstOrDefault(f => f.Name.StartsWith("image", StringComparison.Ordinal))
+                ?? throw new BadRequestException("image", "image is required (a PNG, JPEG or WebP file)");
+            var init = await Upload(file, options);
+            string prompt = form["prompt"].ToString();
+            if (string.IsNullOrEmpty(prompt)) throw new BadRequestException("prompt", "prompt is required");
+            var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), prompt, init, options, catalog, 0.75, "image_edit");
+            ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
+            return await Run(ctx, ask, catalog, store);
+        }));
+
+        app.MapPost("/v1/images/variations", (Delegate)(async (HttpContext ctx) =>
+        {
+            var form = await ReadForm(ctx.Request);
+            var file = form.Files.GetFile("image") ?? throw new BadRequestException("image", "image is required (a PNG, JPEG or WebP file)");
+            var init = await Upload(file, options);
+            var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), "", init, options, catalog, 0.6, "image_variation");
+            return await Run(ctx, ask, catalog, store);
+        }));
+
+        app.MapGet("/v1/images/files/{id}", (string id) =>
+            store.Get(id) is { } image ? Results.File(image.Bytes, image.ContentType) : Results.Json(Error("That image does not exist or has expired.", "invalid_request_error", "id", "not_found"), statusCode: 404));
+    }
+
+    private static Ask Common(Func<string, string?> text, Func<string, long?> integer, string prompt, RgbImage? init, ServerOptions options, ModelCatalog catalog,
+        double strength, string eventPrefix)
+    {
+        int n = (int)(integer("n") ?? 1);
+        if (n < 1 || n > Math.Min(10, options.Limits.MaxCount)) throw new BadRequestException("n", $"n is {n}; expected 1 to {Math.Min(10, options.Limits.MaxCount)}");
+        int? width = null, height = null;
+        string size = text("size") ?? "auto";
+        if (size != "auto")
+        {
+            var parts = size.ToLowerInvariant().Split('x');
+            if (parts.Length != 2 || !int.TryParse(parts[0], out int w) || !int.TryParse(parts[1], out int h))
+                throw new BadRequestException("size", $"size '{size}' is not WIDTHxHEIGHT or auto");
+            width = w;
+            height = h;
+        }
+        string responseFormat = text("response_format") ?? "url";
+        if (responseFormat is not ("url" or "b64_json")) throw new BadRequestException("response_format", $"response_format '{responseFormat}' is not url or b64_json");
+        var format = ImageCodec.ParseFormat(text("output_format") ?? "png");
+        var request = new GenerationRequest
+        {
+            Prompt = prompt,
+            Width = width,
+            Height = height,
+            Count = n,
+            Steps = Math.Min(20, options.Limits.MaxSteps),
+            InitImage = init,
+            Strength = strength,
+            Seed = -1,
+        };
+        return new Ask(request, responseFormat, format, false, 0, eventPrefix);
+    }
+
+    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store)
+    {
+        var engine = catalog.Engine;
+        var job = engine.Submit(ask.Request);
+        using var abort = ctx.RequestAborted.Register(() => job.Cancel());
+        if (ask.Stream)
+        {
+            await Stream(ctx, job, ask, engine);
+            return Results.Empty;
+        }
+        var result = await job.Completion;
+        var data = result.Generation.Images.Select((img, i) =>
+        {
+            var bytes = ask.Format == ImageFormat.Png ? result.Files[i] : ImageCodec.Encode(img.Image, ask.Format, img.Infotext);
+            if (ask.ResponseFormat == "b64_json") return (object)new { b64_json = Convert.ToBase64String(bytes), revised_prompt = ask.Request.Prompt };
+            string id = store.Add(bytes, Images.ContentType(ask.Format), ImageCodec.Extension(ask.Format));
+            return new { url = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/images/files/{id}", revised_prompt = ask.Request.Prompt };
+        }).ToArray();
+        return Results.Json(new
+        {
+            created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            data,
+            output_format = ask.Format.ToString().ToLowerInvariant(),
+            size = $"{result.Generation.Width}x{result.Generation.Height}",
+        });
+    }
+
+    // Server-sent events: TAESD partial images while denoising, then the finished image(s).
+    private static async Task Stream(HttpContext ctx, Job job, Ask ask, DiffusionEngine engine)
+    {
+        ctx.Response.ContentType = "text/event-stream";
+        ctx.Response.Headers.CacheControl = "no-cache";
+        int partials = 0, every = Math.Max(1, ask.Request.Steps / Math.Max(1, ask.PartialImages + 1));
+        await foreach (var e in job.ReadEventsAsync(ctx.RequestAborted))
+        {
+            if (e is JobStep step && ask.PartialImages > 0 && partials < ask.PartialImages && step.Step % every == 0 && step.Step < step.Steps && engine.PreviewPng(job) is { } png)
+                await Send(ctx, $"{ask.EventPrefix}.partial_image", new { type = $"{ask.EventPrefix}.partial_image", b64_json = Convert.ToBase64String(png), partial_image_index = partials++ });
+            else if (e is JobFinished done)
+                for (int i = 0; i < done.Result.Files.Count; i++)
+                    await Send(ctx, $"{ask.EventPrefix}.completed", new { type = $"{ask.EventPrefix}.completed", b64_json = Convert.ToBase64String(done.Result.Files[i]), created_at = DateTimeOffset.UtcNow.ToUnixTimeSeconds() });
+            else if (e is JobFailed failed)
+                await Send(ctx, "error", Error(failed.Error, "server_error", null, null));
+        }
+    }
+
+    private static async Task Send(HttpContext ctx, string name, object data)
+    {
+        await ctx.Response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data)}\n\n");
+        await ctx.Response.Body.FlushAsync();
+    }
+
+    private static async Task<IFormCollection> ReadForm(HttpRequest request)
+    {
+        if (!request.HasFormContentType) throw new BadRequestException("body", "expected multipart/form-data with an image file");
+        try
+        {
+            return await request.ReadFormAsync();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new BadRequestException("body", $"the form could not be read ({e.Message})", e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) ? 413 : 400);
+        }
+    }
+
+    private static async Task<RgbImage> Upload(IFormFile file, ServerOptions options)
+    {
+        using var memory = new MemoryStream();
+        await file.CopyToAsync(memory);
+        return Images.Decode(memory.ToArray(), "image", options.MaxImagePixels);
+    }
+
+    private static long? ParseLong(IFormCollection form, string key) =>
+        form[key].Count == 0 ? null : long.TryParse(form[key].ToString(), out long v) ? v : throw new BadRequestException(key, $"{key} is '{form[key]}'; expected an integer");
+
+    public static object Error(string message, string type, string? param, string? code) => new { error = new { message, type, param, code } };
+}

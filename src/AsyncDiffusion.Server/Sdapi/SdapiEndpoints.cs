@@ -1,0 +1,225 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AsyncDiffusion.Engine;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Pipelines;
+using AsyncDiffusion.Schedulers;
+using AsyncDiffusion.Server.Hosting;
+
+namespace AsyncDiffusion.Server.Sdapi;
+
+/// <summary>AUTOMATIC1111's <c>/sdapi/v1</c> API: the shapes Open WebUI, SillyTavern and LibreChat send and read.</summary>
+public static class SdapiEndpoints
+{
+    /// <summary>Jobs started through this API, for /progress and /interrupt.</summary>
+    private sealed class State
+    {
+        public readonly List<Job> Active = new();
+        public Job? Latest;
+    }
+
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options)
+    {
+        var state = new State();
+        var api = app.MapGroup("/sdapi/v1");
+
+        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: false)));
+        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: true)));
+
+        api.MapGet("/progress", (HttpContext ctx) =>
+        {
+            Job? job;
+            int count;
+            lock (state)
+            {
+                state.Active.RemoveAll(j => j.Completion.IsCompleted);
+                count = state.Active.Count;
+                job = state.Active.FirstOrDefault(j => j.State == JobState.Running) ?? state.Active.FirstOrDefault();
+            }
+            if (job is null)
+                return Results.Json(new { progress = 0.0, eta_relative = 0.0, state = Idle(), current_image = (string?)null, textinfo = (string?)null });
+            double progress = job.StepsTotal > 0 ? (double)job.StepsDone / job.StepsTotal : 0;
+            double elapsed = job.StartedAt is { } started ? (DateTime.UtcNow - started).TotalSeconds : 0;
+            bool skipImage = ctx.Request.Query["skip_current_image"].ToString() is "true" or "True" or "1";
+            string? preview = skipImage ? null : catalog.Engine.PreviewPng(job) is { } png ? Convert.ToBase64String(png) : null;
+            return Results.Json(new
+            {
+                progress,
+                eta_relative = progress > 0 ? elapsed / progress - elapsed : 0,
+                state = new
+                {
+                    skipped = false, interrupted = false, job = job.Id, job_count = count, job_timestamp = job.SubmittedAt.ToString("yyyyMMddHHmmss"),
+                    job_no = 0, sampling_step = job.StepsDone, sampling_steps = job.StepsTotal,
+                },
+                current_image = preview,
+                textinfo = (string?)null,
+            });
+        });
+
+        IResult Interrupt()
+        {
+            lock (state) foreach (var j in state.Active) j.Cancel();
+            return Results.Json(new { });
+        }
+        api.MapPost("/interrupt", Interrupt);
+        api.MapPost("/skip", Interrupt);
+
+        api.MapGet("/sd-models", () => catalog.Models.Select(m => new
+        {
+            title = m.Title, model_name = m.Name, hash = m.Hash[..10], sha256 = m.Hash, filename = m.Name, config = (string?)null,
+        }));
+        api.MapGet("/samplers", () => SchedulerRegistry.Entries.Where(e => !e.Name.EndsWith(" Karras", StringComparison.Ordinal))
+            .Select(e => new { name = e.Name, aliases = e.Aliases, options = new { } }));
+        api.MapGet("/schedulers", () => new object[]
+        {
+            new { name = "automatic", label = "Automatic", aliases = (string[]?)null, default_rho = -1, need_inner_model = false },
+            new { name = "karras", label = "Karras", aliases = (string[]?)null, default_rho = 7.0, need_inner_model = false },
+        });
+        api.MapGet("/options", () => Results.Json(new Dictionary<string, object?>
+        {
+            ["sd_model_checkpoint"] = catalog.Current.Title,
+            ["sd_checkpoint_hash"] = catalog.Current.Hash,
+            ["samples_format"] = "png",
+            ["sd_vae"] = "Automatic",
+        }));
+        api.MapPost("/options", (Delegate)(async (HttpContext ctx) =>
+        {
+            var body = await Lenient.ReadObjectAsync(ctx.Request);
+            if (body.String("sd_model_checkpoint") is { } wanted)
+            {
+                var model = catalog.Find(wanted)
+                    ?? throw new BadRequestException("sd_model_checkpoint", $"model '{wanted}' is not listed; choose one of: {string.Join(", ", catalog.Models.Select(m => m.Title))}");
+                catalog.Switch(model);
+            }
+            return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
+        }));
+        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "loras", "sd-modules" })
+            api.MapGet("/" + empty, () => Array.Empty<object>());
+        api.MapGet("/embeddings", () => new { loaded = new { }, skipped = new { } });
+        api.MapGet("/cmd-flags", () => new { api = true, listen = false });
+        api.MapPost("/png-info", (Delegate)(async (HttpContext ctx) =>
+        {
+            var body = await Lenient.ReadObjectAsync(ctx.Request);
+            string image = body.String("image") ?? throw new BadRequestException("image", "image is required (base64 PNG)");
+            if (image.Contains(',')) image = image[(image.IndexOf(',') + 1)..];
+            byte[] bytes;
+            try { bytes = Convert.FromBase64String(image.Trim()); }
+            catch (FormatException) { throw new BadRequestException("image", "image is not valid base64"); }
+            string info = PngText.Read(bytes).GetValueOrDefault("parameters", "");
+            var (_, _, items) = Infotext.Parse(info);
+            return Results.Json(new { info, items = new Dictionary<string, string>(items) { ["parameters"] = info } });
+        }));
+    }
+
+    private static object Idle() => new
+    {
+        skipped = false, interrupted = false, job = "", job_count = 0, job_timestamp = "0", job_no = 0, sampling_step = 0, sampling_steps = 0,
+    };
+
+    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, bool img2img)
+    {
+        var body = await Lenient.ReadObjectAsync(ctx.Request);
+        var request = ToRequest(body, catalog, options, img2img);
+        bool sendImages = body.Bool("send_images") ?? true;
+        var engine = catalog.Engine;
+        var job = engine.Submit(request);
+        lock (state)
+        {
+            state.Active.Add(job);
+            state.Latest = job;
+        }
+        // A client that hangs up cancels its job.
+        using var abort = ctx.RequestAborted.Register(() => job.Cancel());
+        JobResult result;
+        try
+        {
+            result = await job.Completion;
+        }
+        catch (OperationCanceledException)
+        {
+            // Interrupted (A1111's /interrupt): answer with no images rather than an error.
+            return Results.Json(new { images = Array.Empty<string>(), parameters = Echo(body), info = "{}" });
+        }
+        var gen = result.Generation;
+        var seeds = gen.Images.Select(i => i.Seed).ToArray();
+        var info = new JsonObject
+        {
+            ["prompt"] = request.Prompt,
+            ["all_prompts"] = new JsonArray(seeds.Select(_ => (JsonNode)request.Prompt).ToArray()),
+            ["negative_prompt"] = request.NegativePrompt,
+            ["all_negative_prompts"] = new JsonArray(seeds.Select(_ => (JsonNode)request.NegativePrompt).ToArray()),
+            ["seed"] = seeds[0],
+            ["all_seeds"] = new JsonArray(seeds.Select(s => (JsonNode)s).ToArray()),
+            ["subseed"] = -1,
+            ["all_subseeds"] = new JsonArray(seeds.Select(_ => (JsonNode)(-1)).ToArray()),
+            ["width"] = gen.Width,
+            ["height"] = gen.Height,
+            ["sampler_name"] = gen.Scheduler,
+            ["cfg_scale"] = request.GuidanceScale,
+            ["steps"] = request.Steps,
+            ["batch_size"] = seeds.Length,
+            ["denoising_strength"] = img2img ? request.Strength : null,
+            ["sd_model_name"] = catalog.Current.Name,
+            ["sd_model_hash"] = catalog.Current.Hash[..10],
+            ["infotexts"] = new JsonArray(gen.Images.Select(i => (JsonNode)i.Infotext).ToArray()),
+            ["index_of_first_image"] = 0,
+            ["job_timestamp"] = job.SubmittedAt.ToString("yyyyMMddHHmmss"),
+            ["version"] = "AsyncDiffusion",
+        };
+        return Results.Json(new
+        {
+            images = sendImages ? result.Files.Select(Convert.ToBase64String).ToArray() : [],
+            parameters = Echo(body),
+            info = info.ToJsonString(),
+        });
+    }
+
+    private static JsonNode? Echo(JsonElement body)
+    {
+        var node = JsonNode.Parse(body.GetRawText())!.AsObject();
+        if (node["init_images"] is not null) node["init_images"] = new JsonArray();
+        return node;
+    }
+
+    internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
+    {
+        var limits = options.Limits;
+        string? sampler = b.String("sampler_name") ?? b.String("sampler_index");
+        string? schedule = b.String("scheduler");
+        if (sampler is not null && schedule is not null && schedule.Equals("karras", StringComparison.OrdinalIgnoreCase) && !sampler.EndsWith("Karras", StringComparison.OrdinalIgnoreCase))
+            sampler += " Karras";
+        if (sampler is not null && !SchedulerRegistry.TryResolve(sampler, out _))
+            throw new BadRequestException("sampler_name", $"Sampler not found: '{sampler}'; available: {string.Join(", ", SchedulerRegistry.Names)}");
+
+        int batch = Lenient.ClampInt(b.Integer("batch_size"), "batch_size", 1, limits.MaxCount, 1);
+        int iterations = Lenient.ClampInt(b.Integer("n_iter"), "n_iter", 1, limits.MaxCount, 1);
+        if (batch * iterations > limits.MaxCount)
+            throw new BadRequestException("batch_size", $"batch_size × n_iter is {batch * iterations}; at most {limits.MaxCount} images per request");
+
+        RgbImage? init = null;
+        if (img2img)
+        {
+            var images = b.Field("init_images");
+            if (images is not { ValueKind: JsonValueKind.Array } || images.Value.GetArrayLength() == 0)
+                throw new BadRequestException("init_images", "Init image not found", 404);
+            var first = images.Value[0];
+            if (first.ValueKind != JsonValueKind.String) throw new BadRequestException("init_images", "init_images must hold base64 strings");
+            init = Images.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
+        }
+        string prompt = b.String("prompt") ?? "";
+        return new GenerationRequest
+        {
+            Prompt = prompt,
+            NegativePrompt = b.String("negative_prompt") ?? "",
+            Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, limits.MaxSteps, 20),
+            GuidanceScale = b.Number("cfg_scale") ?? 7.0,
+            Width = b.Integer("width") is long w ? (int)Math.Clamp(w, int.MinValue, int.MaxValue) : null,
+            Height = b.Integer("height") is long h ? (int)Math.Clamp(h, int.MinValue, int.MaxValue) : null,
+            Seed = b.Integer("seed") ?? -1,
+            Count = batch * iterations,
+            Scheduler = sampler,
+            InitImage = init,
+            Strength = b.Number("denoising_strength") ?? 0.75,
+        };
+    }
+}
