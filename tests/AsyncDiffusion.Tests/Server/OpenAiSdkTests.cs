@@ -1,0 +1,67 @@
+using System.ClientModel;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Tests.Pipelines;
+using OpenAI;
+using OpenAI.Images;
+
+namespace AsyncDiffusion.Tests.Server;
+
+/// <summary>The official OpenAI .NET SDK, a client we did not write, pointed at the server.</summary>
+public sealed class OpenAiSdkTests : IAsyncLifetime
+{
+    private TestServer _server = null!;
+    private ImageClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _server = await TestServer.StartAsync();
+        _client = new ImageClient("dall-e-2", new ApiKeyCredential("not-checked"), new OpenAIClientOptions { Endpoint = new Uri(_server.BaseAddress, "/v1") });
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task GeneratesAsBytes()
+    {
+        var result = await _client.GenerateImageAsync("a lighthouse at dawn", new ImageGenerationOptions
+        {
+            ResponseFormat = GeneratedImageFormat.Bytes,
+            Size = new GeneratedImageSize(64, 64),
+        });
+        var bytes = result.Value.ImageBytes.ToArray();
+        Assert.Equal(137, bytes[0]);
+        Assert.StartsWith("a lighthouse at dawn", PngText.Read(bytes)["parameters"]);
+    }
+
+    [Fact]
+    public async Task GeneratesAsUrlAndTheUrlServesTheImage()
+    {
+        var result = await _client.GenerateImageAsync("a lighthouse at dawn", new ImageGenerationOptions
+        {
+            ResponseFormat = GeneratedImageFormat.Uri,
+            Size = new GeneratedImageSize(64, 64),
+        });
+        var bytes = await _server.Client.GetByteArrayAsync(result.Value.ImageUri);
+        Assert.Equal(137, bytes[0]);
+    }
+
+    [Fact]
+    public async Task EditsAnImage()
+    {
+        using var image = new MemoryStream(ImageCodec.Encode(PipelineMathTests.TaesdTests_Image(), ImageFormat.Png));
+        var result = await _client.GenerateImageEditAsync(image, "init.png", "make it snowy", new ImageEditOptions
+        {
+            ResponseFormat = GeneratedImageFormat.Bytes,
+            Size = new GeneratedImageSize(64, 64),
+        });
+        Assert.Contains("Denoising strength", PngText.Read(result.Value.ImageBytes.ToArray())["parameters"]);
+    }
+
+    [Fact]
+    public async Task ErrorsArriveAsSdkExceptionsWithTheServersMessage()
+    {
+        var e = await Assert.ThrowsAsync<ClientResultException>(() => _client.GenerateImageAsync("x", new ImageGenerationOptions { Size = new GeneratedImageSize(7, 7) }));
+        Assert.Equal(400, e.Status);
+        Assert.Contains("width is 7", e.Message);
+    }
+}
