@@ -44,7 +44,8 @@ public static class ServerApp
         app.Use((ctx, next) => Errors(ctx, next, metrics, log));
         app.Use((ctx, next) => Auth(ctx, next, options));
 
-        app.MapGet("/", () => Results.Content(Page(), "text/html; charset=utf-8"));
+        app.MapGet("/", () => Results.Content(Resource("index.html"), "text/html; charset=utf-8"));
+        app.MapGet("/api/v1/openapi.json", () => Results.Content(Resource("openapi.json"), "application/json"));
         app.MapGet("/health", () => Results.Json(new { status = "ok" }));
         app.MapGet("/ready", () => Results.Json(new { status = "ready", model = catalog.Current.Name, synthetic = catalog.Current.Synthetic }));
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Engine.Stats), "text/plain; version=0.0.4"));
@@ -106,7 +107,7 @@ public static class ServerApp
     {
         if (options.ApiKey is null && options.ApiAuth is null) return next();
         string path = ctx.Request.Path.Value ?? "";
-        if (path is "/" or "/health" or "/ready") return next();
+        if (path is "/" or "/health" or "/ready" or "/api/v1/openapi.json") return next();
         string header = ctx.Request.Headers.Authorization.ToString();
         bool ok = false;
         if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
@@ -136,9 +137,9 @@ public static class ServerApp
     private static bool FixedEquals(string a, string b) =>
         System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(a), Encoding.UTF8.GetBytes(b));
 
-    private static string Page()
+    private static string Resource(string name)
     {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("AsyncDiffusion.Server.index.html")!;
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("AsyncDiffusion.Server." + name)!;
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();
     }

@@ -233,6 +233,14 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheJobsApiHasAnOpenApiDocument()
+    {
+        var doc = await Http.GetFromJsonAsync<JsonElement>("/api/v1/openapi.json");
+        Assert.StartsWith("3.", doc.GetProperty("openapi").GetString());
+        Assert.True(doc.GetProperty("paths").TryGetProperty("/api/v1/jobs/{id}/events", out _));
+    }
+
+    [Fact]
     public async Task HealthReadyAndMetrics()
     {
         Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/health")).StatusCode);
