@@ -32,13 +32,7 @@ public sealed class DdimScheduler : Scheduler
         bool clip = Settings.Bool("clip_sample");
         double range = Settings.Number("clip_sample_range");
 
-        float[]? z = null;
-        if (Eta > 0)
-        {
-            RequireNoise(noise, ClassName + " with eta > 0");
-            z = new float[sample.Length];
-            noise!(z);
-        }
+        float[]? z = Eta > 0 ? DrawNoise(noise, sample.Length) : null;
         for (int k = 0; k < sample.Length; k++)
         {
             double x = sample[k], m = modelOutput[k];

@@ -45,9 +45,7 @@ public sealed class DdpmScheduler : Scheduler
                 "fixed_large" => Math.Sqrt(currentBeta),
                 _ => Math.Sqrt(variance),
             };
-            RequireNoise(noise, ClassName);
-            z = new float[sample.Length];
-            noise!(z);
+            z = DrawNoise(noise, sample.Length);
         }
         for (int k = 0; k < sample.Length; k++)
         {

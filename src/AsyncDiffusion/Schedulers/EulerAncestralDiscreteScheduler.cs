@@ -16,15 +16,13 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaScheduler
 
     public override void Step(ReadOnlySpan<float> modelOutput, double timestep, Span<float> sample, StepNoise? noise = null)
     {
-        RequireNoise(noise, ClassName);
         int i = CurrentIndex(timestep);
         double from = SigmaArray[i], to = SigmaArray[i + 1];
         double up = Math.Sqrt(to * to * (from * from - to * to) / (from * from));
         double down = Math.Sqrt(to * to - up * up);
 
         // Noise is drawn on every step, the last included (sigma_up = 0 there), to keep the generator in step with diffusers.
-        var z = new float[sample.Length];
-        noise!(z);
+        var z = DrawNoise(noise, sample.Length);
         for (int k = 0; k < sample.Length; k++)
         {
             double x = sample[k];

@@ -58,13 +58,7 @@ public sealed class LcmScheduler : Scheduler
         double range = Settings.Number("clip_sample_range");
 
         bool last = i == TimestepArray.Length - 1;
-        float[]? z = null;
-        if (!last)
-        {
-            RequireNoise(noise, ClassName);
-            z = new float[sample.Length];
-            noise!(z);
-        }
+        float[]? z = last ? null : DrawNoise(noise, sample.Length);
         for (int k = 0; k < sample.Length; k++)
         {
             double x = sample[k];

@@ -130,9 +130,13 @@ public abstract class Scheduler
             throw new AsyncDiffusionException($"Strength must be in (0, 1]; got {strength}.");
     }
 
-    protected static void RequireNoise(StepNoise? noise, string who)
+    /// <summary>Draws this step's noise from the caller's source (the request's generator, so seeds reproduce).</summary>
+    protected float[] DrawNoise(StepNoise? noise, int length)
     {
-        if (noise is null) throw new ArgumentNullException(nameof(noise), $"{who} draws noise at this step; pass a noise source.");
+        if (noise is null) throw new ArgumentNullException(nameof(noise), $"{ClassName} draws noise at this step; pass a noise source.");
+        var z = new float[length];
+        noise(z);
+        return z;
     }
 
     /// <summary>Model output → predicted clean sample for variance-preserving schedulers.</summary>

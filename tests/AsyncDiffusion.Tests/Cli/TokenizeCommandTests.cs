@@ -5,13 +5,7 @@ namespace AsyncDiffusion.Tests.Cli;
 
 public class TokenizeCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = CliApp.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.Run(args);
 
     [Fact]
     public void JsonOutputHasIdsInputIdsAndTruncation()
