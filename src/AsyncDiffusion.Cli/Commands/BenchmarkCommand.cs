@@ -34,12 +34,13 @@ public static class BenchmarkCommand
         var sweep = new Option<bool>("--sweep") { Description = "Run every combination of --streams, --max-batch and --concurrency (plus the sync baseline)." };
         var config = new Option<string?>("--config") { Description = "A tuned configuration from 'asyncdiffusion tune' (streams, batch, concurrency)." };
         var hint = new Option<string?>("--hint") { Description = "latency (1 stream, batch 1) or throughput (the tuned configuration when present, else a measured default)." };
+        var chart = new Option<string?>("--chart") { Description = "With --sweep: write a PNG chart of throughput against p99 latency here (default sweep.png)." };
         var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
         var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, json, markdown,
+            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -103,7 +104,13 @@ public static class BenchmarkCommand
                 reports.Add(report);
                 WriteReport(cli.Console, report);
             }
-            if (reports.Count > 1) WriteSweep(cli.Console, reports);
+            if (reports.Count > 1)
+            {
+                WriteSweep(cli.Console, reports);
+                string chartPath = parse.GetValue(chart) ?? "sweep.png";
+                bool labelled = SweepChart.Save(reports, chartPath);
+                cli.Console.MarkupLine($"Chart: {Markup.Escape(chartPath)}{(labelled ? "" : " (no TrueType font found: the chart has no labels; the table above has the numbers)")}");
+            }
             if (parse.GetValue(json) is { } jsonFile)
                 File.WriteAllText(jsonFile, JsonSerializer.Serialize(reports.Count == 1 ? (object)reports[0] : reports, new JsonSerializerOptions { WriteIndented = true }));
             if (parse.GetValue(markdown) is { } mdFile) File.WriteAllText(mdFile, Markdown(reports));

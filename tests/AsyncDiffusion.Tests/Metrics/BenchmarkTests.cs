@@ -76,6 +76,21 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void SweepWritesATableAndAChart()
+    {
+        using var dir = new TempFolder();
+        string chart = Path.Combine(dir.Path, "sweep.png"), md = Path.Combine(dir.Path, "sweep.md");
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CliApp.Run(["benchmark", "--model", TinyModels.Folder("optimum"), "--requests", "2", "--steps", "2", "--no-probe", "--sweep",
+            "--streams", "1", "--max-batch", "1,2", "--concurrency", "2", "--chart", chart, "--markdown", md], output, error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal(137, File.ReadAllBytes(chart)[0]);
+        var rows = File.ReadAllLines(md).Where(l => l.StartsWith("| sync", StringComparison.Ordinal) || l.StartsWith("| async", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(3, rows.Length); // the sync baseline and two configurations
+    }
+
+    [Fact]
     public void TunedConfigurationRoundTripsAndRejectsNonsense()
     {
         using var dir = new TempFolder();

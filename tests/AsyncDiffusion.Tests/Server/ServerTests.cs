@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Tests.Models;
 using AsyncDiffusion.Tests.Pipelines;
 
 namespace AsyncDiffusion.Tests.Server;
@@ -281,6 +282,31 @@ public sealed class ServerLoadAndAuthTests
         string metrics = await server.Client.GetStringAsync("/metrics");
         Assert.Contains($"asyncdiffusion_jobs_succeeded_total {codes.Count(c => c == 200)}", metrics);
         Assert.Contains("asyncdiffusion_running_jobs 0", metrics);
+    }
+
+    [Fact]
+    public async Task OversizedBodiesAre413()
+    {
+        await using var server = await TestServer.StartAsync(o => o with { MaxBodyBytes = 2000 });
+        var body = new StringContent($$"""{"prompt": "{{new string('x', 5000)}}"}""", Encoding.UTF8, "application/json");
+        var res = await server.Client.PostAsync("/sdapi/v1/txt2img", body);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, res.StatusCode);
+        Assert.Contains("too large", await res.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ClientsSwitchModelsThroughOptions()
+    {
+        await using var server = await TestServer.StartAsync(o => o with { Models = [TinyModels.Folder("optimum"), TinyModels.Folder("optimum-1.24")] });
+        var http = server.Client;
+        var models = await http.GetFromJsonAsync<JsonElement>("/sdapi/v1/sd-models");
+        Assert.Equal(2, models.GetArrayLength());
+        string second = models[1].GetProperty("title").GetString()!;
+        var post = await http.PostAsync("/sdapi/v1/options", new StringContent(JsonSerializer.Serialize(new { sd_model_checkpoint = second }), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, post.StatusCode);
+        Assert.Equal(second, (await http.GetFromJsonAsync<JsonElement>("/sdapi/v1/options")).GetProperty("sd_model_checkpoint").GetString());
+        var gen = await http.PostAsync("/sdapi/v1/txt2img", new StringContent("""{"prompt": "x", "steps": 2}""", Encoding.UTF8, "application/json"));
+        Assert.Contains("Model: optimum-1.24", await gen.Content.ReadAsStringAsync());
     }
 
     [Fact]
