@@ -125,6 +125,7 @@ public static class SdapiEndpoints
         var job = engine.Submit(request);
         lock (state)
         {
+            state.Active.RemoveAll(j => j.Completion.IsCompleted); // bounded even when nobody polls /progress
             state.Active.Add(job);
             state.Latest = job;
         }
