@@ -107,7 +107,8 @@ public static class ServerApp
     {
         if (options.ApiKey is null && options.ApiAuth is null) return next();
         string path = ctx.Request.Path.Value ?? "";
-        if (path is "/" or "/health" or "/ready" or "/api/v1/openapi.json") return next();
+        // Image URLs are unguessable and must open without headers (Home Assistant, LibreChat read them directly).
+        if (path is "/" or "/health" or "/ready" or "/api/v1/openapi.json" || path.StartsWith("/v1/images/files/", StringComparison.Ordinal)) return next();
         string header = ctx.Request.Headers.Authorization.ToString();
         bool ok = false;
         if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))

@@ -134,11 +134,19 @@ public sealed class DiffusionEngine : IDisposable
     public byte[]? PreviewPng(Job job)
     {
         if (job.LatestLatents is not { } latents) return null;
+        // Clients poll progress every second or so: decode each step's preview once.
+        int step = job.StepsDone;
+        if (Volatile.Read(ref _lastPreview) is { } cached && cached.JobId == job.Id && cached.Step == step) return cached.Png;
         int c = _model.LatentChannels, h = job.Plan.LatentHeight(_model), w = job.Plan.LatentWidth(_model);
         if (latents.Length != c * h * w) return null;
         var image = ImageDecoding.Decode(_model, _taesd.Value, latents, c, h, w, CancellationToken.None);
-        return ImageCodec.Encode(image, ImageFormat.Png);
+        var png = ImageCodec.Encode(image, ImageFormat.Png);
+        Volatile.Write(ref _lastPreview, new Preview(job.Id, step, png));
+        return png;
     }
+
+    private sealed record Preview(string JobId, int Step, byte[] Png);
+    private Preview? _lastPreview;
 
     public EngineStats Stats
     {
@@ -339,7 +347,7 @@ public sealed class DiffusionEngine : IDisposable
             try
             {
                 job.MarkRunning();
-                job.StepsTotal = job.Plan.Seeds.Length * job.Plan.Request.Steps;
+                job.StepsTotal = job.Plan.Seeds.Length * StepsPerImage(job.Plan);
                 var request = job.Request with { Seed = job.Plan.Seeds[0] };
                 var result = _syncPipeline!.Generate(request,
                     s => job.StepDone(s.ImageIndex, s.Step, s.Steps, s.Timestep, s.Latents.ToArray()), job.CancellationToken);
@@ -358,6 +366,15 @@ public sealed class DiffusionEngine : IDisposable
                 End(job, () => job.Fail(e));
             }
         }
+    }
+
+    // UNet calls per image: the scheduler's timesteps from the img2img start (PNDM makes one more call than steps).
+    private int StepsPerImage(GenerationPlan plan)
+    {
+        var scheduler = plan.CreateScheduler(_model);
+        int start = plan.Request.IsImageToImage ? scheduler.SetTimestepsForStrength(plan.Request.Steps, plan.Request.Strength) : 0;
+        if (!plan.Request.IsImageToImage) scheduler.SetTimesteps(plan.Request.Steps);
+        return scheduler.Timesteps.Count - start;
     }
 
     // ---- plumbing -----------------------------------------------------------------------

@@ -330,5 +330,11 @@ public sealed class ServerLoadAndAuthTests
         var bearer = new HttpRequestMessage(HttpMethod.Get, "/api/v1/jobs/x");
         bearer.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sekrit");
         Assert.Equal(HttpStatusCode.NotFound, (await http.SendAsync(bearer)).StatusCode);
+
+        // An image handed out by URL opens without credentials, as clients fetch it directly.
+        var generate = new HttpRequestMessage(HttpMethod.Post, "/v1/images/generations") { Content = new StringContent("""{"prompt": "x", "size": "64x64"}""", Encoding.UTF8, "application/json") };
+        generate.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "sekrit");
+        var url = (await (await http.SendAsync(generate)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("data")[0].GetProperty("url").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(url)).StatusCode);
     }
 }
