@@ -25,7 +25,7 @@ public static class Taesd
     public static byte[] BuildDecoder(SafeTensors w)
     {
         using var g = new OnnxGraphBuilder("taesd_decoder", new SeededWeights(0), half: false);
-        var x = g.Input("latent_sample", Onnx_Float, "batch", 4, "latent_height", "latent_width");
+        var x = g.Input("latent_sample", FloatType, "batch", 4, "latent_height", "latent_width");
         // Clamp: tanh(x / 3) · 3
         var h = g.Op("Mul", [g.Op("Tanh", [g.Op("Div", [x, g.Float(3f)])]), g.Float(3f)]);
         h = g.Op("Relu", [Conv(g, w, h, "1")]);
@@ -38,7 +38,7 @@ public static class Taesd
         }
         h = Block(g, w, h, (index++).ToString());
         h = Conv(g, w, h, (index).ToString());
-        g.Output("sample", h, Onnx_Float, "batch", 3, "height", "width");
+        g.Output("sample", h, FloatType, "batch", 3, "height", "width");
         return Serialize(g);
     }
 
@@ -46,7 +46,7 @@ public static class Taesd
     public static byte[] BuildEncoder(SafeTensors w)
     {
         using var g = new OnnxGraphBuilder("taesd_encoder", new SeededWeights(0), half: false);
-        var h = g.Input("sample", Onnx_Float, "batch", 3, "height", "width");
+        var h = g.Input("sample", FloatType, "batch", 3, "height", "width");
         h = Conv(g, w, h, "0");
         h = Block(g, w, h, "1");
         int index = 2;
@@ -56,11 +56,11 @@ public static class Taesd
             for (int b = 0; b < 3; b++) h = Block(g, w, h, (index++).ToString());
         }
         h = Conv(g, w, h, index.ToString());
-        g.Output("latent_sample", h, Onnx_Float, "batch", 4, "latent_height", "latent_width");
+        g.Output("latent_sample", h, FloatType, "batch", 4, "latent_height", "latent_width");
         return Serialize(g);
     }
 
-    private static readonly global::Onnx.TensorProto.Types.DataType Onnx_Float = global::Onnx.TensorProto.Types.DataType.Float;
+    private static readonly global::Onnx.TensorProto.Types.DataType FloatType = global::Onnx.TensorProto.Types.DataType.Float;
 
     // Block(x) = ReLU(conv(ReLU(conv(ReLU(conv(x))))) + x): every TAESD block is 64 → 64.
     private static string Block(OnnxGraphBuilder g, SafeTensors w, string x, string prefix)

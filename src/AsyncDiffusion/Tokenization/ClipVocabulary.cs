@@ -46,9 +46,6 @@ public sealed class ClipVocabulary
 
     public string? TokenOf(int id) => id >= 0 && id < _tokens.Length ? _tokens[id] : null;
 
-    /// <summary>The vocabulary's tokens ordered by id.</summary>
-    public IEnumerable<string> TokensById => _tokens.Where(t => t is not null);
-
     /// <summary>CLIP's standard vocabulary (openai/CLIP's MIT-licensed merge list, shipped in this library).</summary>
     public static ClipVocabulary OpenAiDefault => OpenAi.Value;
 

@@ -63,7 +63,7 @@ public class GenerateCommandTests
     {
         using var dir = new TempFolder();
         string init = Path.Combine(dir.Path, "init.png");
-        File.WriteAllBytes(init, ImageCodec.Encode(PipelineMathTests_Image(), ImageFormat.Png));
+        File.WriteAllBytes(init, ImageCodec.Encode(AsyncDiffusion.Tests.Pipelines.PipelineMathTests.InitImage(), ImageFormat.Png));
         var (code, output, error) = Run("generate", "a fox", "--model", TinyModels.Folder(), "--init-image", init, "--strength", "0.5", "--steps", "4",
             "--out", Path.Combine(dir.Path, "out"), "--json", "--decoder", "taesd");
         Assert.True(code == 0, error);
@@ -84,6 +84,4 @@ public class GenerateCommandTests
             Environment.SetEnvironmentVariable("XDG_CACHE_HOME", old);
         }
     }
-
-    private static RgbImage PipelineMathTests_Image() => AsyncDiffusion.Tests.Pipelines.PipelineMathTests.TaesdTests_Image();
 }

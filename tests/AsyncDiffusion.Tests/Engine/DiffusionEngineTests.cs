@@ -18,7 +18,7 @@ public sealed class DiffusionEngineTests : IDisposable
 
     private static IEnumerable<GenerationRequest> MixedRequests()
     {
-        var init = PipelineMathTests.TaesdTests_Image();
+        var init = PipelineMathTests.InitImage();
         string[] schedulers = ["Euler a", "DPM++ 2M Karras", "DDIM", "PNDM", "LMS", "Euler"];
         for (int i = 0; i < 12; i++)
             yield return new GenerationRequest
@@ -167,7 +167,7 @@ public sealed class DiffusionEngineTests : IDisposable
         (AnalyticUNet.Default with { NanAboveTimestep = 900 }).WriteInto(dir.Path, 4, 32, ContractVintage.Optimum);
         using var model = ModelFolder.Open(dir.Path);
         using var engine = new DiffusionEngine(model, new EngineOptions { MaxBatch = 8 });
-        var init = PipelineMathTests.TaesdTests_Image();
+        var init = PipelineMathTests.InitImage();
         var good = Enumerable.Range(0, 3).Select(i => engine.Submit(new GenerationRequest { Prompt = "ok", Steps = 20, InitImage = init, Strength = 0.5, Seed = i, Scheduler = "DDIM" })).ToList();
         var bad = engine.Submit(new GenerationRequest { Prompt = "bad", Steps = 20, Seed = 9, Scheduler = "DDIM" });
         good.Add(engine.Submit(new GenerationRequest { Prompt = "ok", Steps = 20, InitImage = init, Strength = 0.4, Seed = 5, Scheduler = "Euler" }));

@@ -86,7 +86,7 @@ public sealed class PipelineMathTests : IDisposable
     [InlineData("LCM", 0.6)]
     public void ImageToImageStartsFromTheNoisedEncodingAndFollowsTheReplay(string scheduler, double strength)
     {
-        var init = TaesdTests_Image();
+        var init = InitImage();
         var request = new GenerationRequest { Prompt = "a red fox", Steps = 8, GuidanceScale = 4, Seed = 77, Scheduler = scheduler, InitImage = init, Strength = strength };
         var steps = new List<float[]>();
         _pipeline.Generate(request, s => steps.Add(s.Latents.ToArray()));
@@ -176,7 +176,7 @@ public sealed class PipelineMathTests : IDisposable
             Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-4 + 1e-4 * Math.Abs(expected[i]), $"{what}[{i}]: expected {expected[i]}, got {got[i]}");
     }
 
-    internal static RgbImage TaesdTests_Image()
+    internal static RgbImage InitImage()
     {
         var chw = TaesdTests.TestImage("photo");
         var image = RgbImage.Create(128, 128);

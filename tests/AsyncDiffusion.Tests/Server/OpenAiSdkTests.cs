@@ -48,7 +48,7 @@ public sealed class OpenAiSdkTests : IAsyncLifetime
     [Fact]
     public async Task EditsAnImage()
     {
-        using var image = new MemoryStream(ImageCodec.Encode(PipelineMathTests.TaesdTests_Image(), ImageFormat.Png));
+        using var image = new MemoryStream(ImageCodec.Encode(PipelineMathTests.InitImage(), ImageFormat.Png));
         var result = await _client.GenerateImageEditAsync(image, "init.png", "make it snowy", new ImageEditOptions
         {
             ResponseFormat = GeneratedImageFormat.Bytes,

@@ -20,7 +20,7 @@ public sealed class ServerTests : IAsyncLifetime
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
-    private static string InitImageBase64() => Convert.ToBase64String(ImageCodec.Encode(PipelineMathTests.TaesdTests_Image(), ImageFormat.Png));
+    private static string InitImageBase64() => Convert.ToBase64String(ImageCodec.Encode(PipelineMathTests.InitImage(), ImageFormat.Png));
 
     [Fact]
     public async Task OpenWebUiStyleTxt2ImgReturnsPngsWithInfotextAndAnInfoString()
