@@ -4,22 +4,8 @@ namespace AsyncDiffusion.Tests.Schedulers;
 
 public class SchedulerConfigTests
 {
-    // SD 1.5's scheduler/scheduler_config.json as published (a PNDMScheduler without timestep_spacing).
-    private const string Sd15 = """
-        {
-          "_class_name": "PNDMScheduler",
-          "_diffusers_version": "0.6.0",
-          "beta_end": 0.012,
-          "beta_schedule": "scaled_linear",
-          "beta_start": 0.00085,
-          "num_train_timesteps": 1000,
-          "set_alpha_to_one": false,
-          "skip_prk_steps": true,
-          "steps_offset": 1,
-          "trained_betas": null,
-          "clip_sample": false
-        }
-        """;
+    // SD 1.5's scheduler/scheduler_config.json as published (a PNDMScheduler without timestep_spacing), as the sd15 preset writes it.
+    private static readonly string Sd15 = AsyncDiffusion.Models.Synthetic.SyntheticPreset.Sd15.SchedulerConfigJson;
 
     [Fact]
     public void ModelConfigBuildsItsOwnClass()
