@@ -31,13 +31,14 @@ public static class GenerateCommand
         var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae, taesd for the built-in model." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
         var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, output, format, json,
+            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -72,7 +73,7 @@ public static class GenerateCommand
 
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
             string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
-            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads) };
+            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
             using var loaded = ModelFolder.Open(folder, settings);
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             GenerationPlan.Create(request, loaded); // reject bad input before any work or output

@@ -20,9 +20,10 @@ public static class ServeCommand
         var maxSize = new Option<int>("--max-size") { Description = "Largest width/height.", DefaultValueFactory = _ => 1024 };
         var maxSteps = new Option<int>("--max-steps") { Description = "Most steps per request.", DefaultValueFactory = _ => 100 };
         var maxImages = new Option<int>("--max-images") { Description = "Most images per request.", DefaultValueFactory = _ => 8 };
+        var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages,
+            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -35,7 +36,11 @@ public static class ServeCommand
             string? apiAuthValue = parse.GetValue(apiAuth);
             if (apiAuthValue is not null && !apiAuthValue.Contains(':')) throw new AsyncDiffusionException("--api-auth must be user:pass.");
             var tuned = TunedConfig.Find(parse.GetValue(config));
-            var engine = (tuned?.ToOptions() ?? new EngineOptions()) with { MaxJobs = Math.Max(1, parse.GetValue(maxQueue)) };
+            var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
+            {
+                MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
+                Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+            };
             var options = new ServerOptions
             {
                 Models = folders,

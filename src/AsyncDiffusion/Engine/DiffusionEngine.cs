@@ -73,6 +73,7 @@ public sealed class DiffusionEngine : IDisposable
         {
             IntraOpThreads = Math.Max(1, total / Math.Max(1, options.Mode == EngineMode.Sync ? 1 : options.Streams)),
             AllowSpinning = options.Mode == EngineMode.Sync,
+            Optimization = options.Optimization,
         };
     }
 

@@ -35,6 +35,9 @@ public sealed record EngineOptions
 
     public ImageFormat OutputFormat { get; init; } = ImageFormat.Png;
 
+    /// <summary>ONNX Runtime graph optimisation: all (fastest steps, default) or basic (fastest load).</summary>
+    public Microsoft.ML.OnnxRuntime.GraphOptimizationLevel Optimization { get; init; } = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL;
+
     public static EngineOptions ForHint(string hint, int cores) => hint.Trim().ToLowerInvariant() switch
     {
         "latency" => new EngineOptions { Mode = EngineMode.Async, Streams = 1, MaxBatch = 1 },

@@ -21,6 +21,18 @@ public sealed record SessionSettings
 
     public static SessionSettings Default { get; } = new();
 
+    /// <summary>
+    /// "basic" or "all" (ONNX Runtime's graph optimisation level). Measured on sd15's UNet here:
+    /// basic loads in 3 s instead of 13 s, all runs each step 5–9 % faster.
+    /// </summary>
+    public static GraphOptimizationLevel ParseOptimization(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
+        _ => throw new AsyncDiffusionException($"Graph optimisation '{name}' is not known; expected basic (fast load), extended or all (fastest steps)."),
+    };
+
     internal SessionOptions ToOptions()
     {
         var o = new SessionOptions { GraphOptimizationLevel = Optimization, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };

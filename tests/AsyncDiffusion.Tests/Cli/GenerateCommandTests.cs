@@ -37,6 +37,7 @@ public class GenerateCommandTests
     [InlineData("--decoder", "magic", "--decoder 'magic'")]
     [InlineData("--rng", "dice", "Unknown noise generator 'dice'")]
     [InlineData("--format", "gif", "Unknown image format 'gif'")]
+    [InlineData("--optimize", "turbo", "Graph optimisation 'turbo' is not known")]
     public void BadOptionsExitWith2AndWriteNothing(string option, string value, string message)
     {
         using var dir = new TempFolder();
