@@ -47,12 +47,7 @@ public static class GenerateCommand
             string? initPath = parse.GetValue(init);
             var initImage = initPath is null ? null : ImageCodec.Decode(initPath);
             bool builtIn = parse.GetValue(model) is null;
-            var decoderKind = (parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae")).ToLowerInvariant() switch
-            {
-                "vae" => DecoderKind.Vae,
-                "taesd" => DecoderKind.Taesd,
-                var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
-            };
+            var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae"));
             var request = new GenerationRequest
             {
                 Prompt = parse.GetValue(prompt)!,

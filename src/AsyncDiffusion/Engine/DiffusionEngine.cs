@@ -348,7 +348,7 @@ public sealed class DiffusionEngine : IDisposable
             try
             {
                 job.MarkRunning();
-                job.StepsTotal = job.Plan.Seeds.Length * StepsPerImage(job.Plan);
+                job.StepsTotal = job.Plan.Seeds.Length * job.Plan.StepsPerImage;
                 var request = job.Request with { Seed = job.Plan.Seeds[0] };
                 var result = _syncPipeline!.Generate(request,
                     s => job.StepDone(s.ImageIndex, s.Step, s.Steps, s.Timestep, s.Latents.ToArray()), job.CancellationToken);
@@ -367,15 +367,6 @@ public sealed class DiffusionEngine : IDisposable
                 End(job, () => job.Fail(e));
             }
         }
-    }
-
-    // UNet calls per image: the scheduler's timesteps from the img2img start (PNDM makes one more call than steps).
-    private int StepsPerImage(GenerationPlan plan)
-    {
-        var scheduler = plan.CreateScheduler(_model);
-        int start = plan.Request.IsImageToImage ? scheduler.SetTimestepsForStrength(plan.Request.Steps, plan.Request.Strength) : 0;
-        if (!plan.Request.IsImageToImage) scheduler.SetTimesteps(plan.Request.Steps);
-        return scheduler.Timesteps.Count - start;
     }
 
     // ---- plumbing -----------------------------------------------------------------------

@@ -50,7 +50,7 @@ public static class MachineProbe
         var a = g.Input("a", global::Onnx.TensorProto.Types.DataType.Float, 4096, 320);
         var y = g.Op("MatMul", [a, g.Parameter("w", [320, 1280], 0.05)]);
         g.Output("y", y, global::Onnx.TensorProto.Types.DataType.Float, 4096, 1280);
-        return Serialize(g);
+        return g.ToBytes("asyncdiffusion-probe");
     }
 
     private static byte[] BuildConv()
@@ -59,13 +59,7 @@ public static class MachineProbe
         var x = g.Input("x", global::Onnx.TensorProto.Types.DataType.Float, 1, 320, 64, 64);
         var y = new GraphLayers(g).Conv(x, "conv", 320, 320, 3);
         g.Output("y", y, global::Onnx.TensorProto.Types.DataType.Float, 1, 320, 64, 64);
-        return Serialize(g);
+        return g.ToBytes("asyncdiffusion-probe");
     }
 
-    private static byte[] Serialize(OnnxGraphBuilder g)
-    {
-        using var stream = new MemoryStream();
-        Google.Protobuf.MessageExtensions.WriteTo(g.Build("asyncdiffusion-probe"), stream);
-        return stream.ToArray();
-    }
 }

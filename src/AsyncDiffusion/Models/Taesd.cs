@@ -39,7 +39,7 @@ public static class Taesd
         h = Block(g, w, h, (index++).ToString());
         h = Conv(g, w, h, (index).ToString());
         g.Output("sample", h, FloatType, "batch", 3, "height", "width");
-        return Serialize(g);
+        return g.ToBytes("asyncdiffusion-taesd");
     }
 
     /// <summary>Encoder: conv, block, three ×(stride-2 conv, 3 blocks), conv to 4 latent channels.</summary>
@@ -57,7 +57,7 @@ public static class Taesd
         }
         h = Conv(g, w, h, index.ToString());
         g.Output("latent_sample", h, FloatType, "batch", 4, "latent_height", "latent_width");
-        return Serialize(g);
+        return g.ToBytes("asyncdiffusion-taesd");
     }
 
     private static readonly global::Onnx.TensorProto.Types.DataType FloatType = global::Onnx.TensorProto.Types.DataType.Float;
@@ -85,12 +85,6 @@ public static class Taesd
         return g.Op("Conv", inputs.ToArray(), ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { stride, stride }), ("pads", new long[] { 1, 1, 1, 1 }));
     }
 
-    private static byte[] Serialize(OnnxGraphBuilder g)
-    {
-        using var stream = new MemoryStream();
-        Google.Protobuf.MessageExtensions.WriteTo(g.Build("asyncdiffusion-taesd"), stream);
-        return stream.ToArray();
-    }
 
     private static SafeTensors LoadResource(string file)
     {

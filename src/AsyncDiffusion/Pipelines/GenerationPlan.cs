@@ -10,6 +10,9 @@ namespace AsyncDiffusion.Pipelines;
 /// </summary>
 public sealed record GenerationPlan(GenerationRequest Request, int Width, int Height, long[] Seeds, string SchedulerName, string ModelName)
 {
+    /// <summary>UNet calls per image: the scheduler's timesteps from the img2img start (PNDM makes one more than steps).</summary>
+    public int StepsPerImage { get; init; }
+
     public int LatentWidth(ModelFolder m) => Width / m.VaeScaleFactor;
     public int LatentHeight(ModelFolder m) => Height / m.VaeScaleFactor;
 
@@ -57,10 +60,11 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         var plan = new GenerationPlan(r with { NegativePrompt = r.NegativePrompt ?? "" }, width, height, seeds, "", model.Name);
         // Build the scheduler once now, so an unknown name or an impossible steps/strength fails before any work.
         var scheduler = plan.CreateScheduler(model);
-        if (r.IsImageToImage) scheduler.SetTimestepsForStrength(r.Steps, r.Strength);
+        int start = 0;
+        if (r.IsImageToImage) start = scheduler.SetTimestepsForStrength(r.Steps, r.Strength);
         else scheduler.SetTimesteps(r.Steps);
         string name = r.Scheduler is not null && SchedulerRegistry.TryResolve(r.Scheduler, out var entry) ? entry.Name : DisplayName(scheduler.ClassName);
-        return plan with { SchedulerName = name };
+        return plan with { SchedulerName = name, StepsPerImage = scheduler.Timesteps.Count - start };
     }
 
     private static void CheckSize(string what, int value, int max, ModelFolder model)

@@ -14,11 +14,13 @@ namespace AsyncDiffusion.Pipelines;
 public sealed class StableDiffusionPipeline : IDisposable
 {
     private readonly Lazy<TaesdDecoder> _taesd;
+    private readonly Engine.PromptCache _prompts; // capacity 0: the baseline encodes every prompt
 
     public StableDiffusionPipeline(ModelFolder model, SessionSettings? settings = null, GenerationLimits? limits = null)
     {
         Model = model;
         Limits = limits ?? GenerationLimits.Default;
+        _prompts = new Engine.PromptCache(model, capacity: 0);
         _taesd = new Lazy<TaesdDecoder>(() => Taesd.LoadDecoder(settings ?? SessionSettings.Default));
     }
 
@@ -33,7 +35,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         var timings = new StageTimings();
         var memory = PeakMemory.Start();
 
-        var prompt = PromptEmbeddings.Encode(Model, request.Prompt, plan.Request.NegativePrompt, request.UsesGuidance, timings, cancellation);
+        var prompt = _prompts.Encode(request.Prompt, plan.Request.NegativePrompt, request.UsesGuidance, timings, cancellation);
         InitImageLatents? encoded = null;
         if (request.InitImage is { } init)
         {

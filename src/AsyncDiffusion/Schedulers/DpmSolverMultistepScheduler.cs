@@ -38,7 +38,7 @@ public sealed class DpmSolverMultistepScheduler : SigmaScheduler
     {
         int n = Table.TrainTimesteps;
         int last = LastTimestep();
-        double[] timesteps = Settings.Choice("timestep_spacing", TimestepSpacing.Leading, TimestepSpacing.Trailing, TimestepSpacing.Linspace) switch
+        double[] timesteps = Settings.Spacing() switch
         {
             TimestepSpacing.Linspace => TimestepSpacing.NumpyLinspace(0, last - 1, steps + 1).Select(x => Math.Round(x)).Reverse().Take(steps).ToArray(),
             TimestepSpacing.Leading => LeadingPlusOne(last, steps, Settings.Int("steps_offset")),

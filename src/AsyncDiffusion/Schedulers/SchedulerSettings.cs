@@ -31,6 +31,9 @@ public sealed class SchedulerSettings
             $"Scheduler config '{Source}': {key} is {(value is null ? "null" : $"\"{value}\"")}, which {ClassName} does not support here; expected one of: {string.Join(", ", allowed.Select(a => a is null ? "null" : $"\"{a}\""))}.");
     }
 
+    /// <summary>timestep_spacing: leading, trailing or linspace.</summary>
+    public string Spacing() => Choice("timestep_spacing", TimestepSpacing.Leading, TimestepSpacing.Trailing, TimestepSpacing.Linspace)!;
+
     /// <summary>Rejects a boolean feature this implementation does not have, instead of silently ignoring it.</summary>
     public void RequireFalse(string key)
     {

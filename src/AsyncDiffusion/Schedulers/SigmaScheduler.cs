@@ -44,7 +44,7 @@ public abstract class SigmaScheduler : Scheduler
     protected double[] EulerFamilyTimesteps(int steps)
     {
         int n = Table.TrainTimesteps;
-        var t = Settings.Choice("timestep_spacing", TimestepSpacing.Leading, TimestepSpacing.Trailing, TimestepSpacing.Linspace) switch
+        var t = Settings.Spacing() switch
         {
             TimestepSpacing.Linspace => TimestepSpacing.LinspaceDescending(n, steps, round: false),
             TimestepSpacing.Leading => TimestepSpacing.LeadingDescending(n, steps, Settings.Int("steps_offset")),
@@ -57,7 +57,7 @@ public abstract class SigmaScheduler : Scheduler
     protected double EulerFamilyInitNoiseSigma()
     {
         float max = SigmaArray.Max();
-        return Settings.Choice("timestep_spacing", TimestepSpacing.Leading, TimestepSpacing.Trailing, TimestepSpacing.Linspace) == TimestepSpacing.Leading
+        return Settings.Spacing() == TimestepSpacing.Leading
             ? MathF.Sqrt(max * max + 1f)
             : max;
     }

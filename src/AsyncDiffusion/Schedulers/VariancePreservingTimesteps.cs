@@ -4,7 +4,7 @@ namespace AsyncDiffusion.Schedulers;
 internal static class VariancePreservingTimesteps
 {
     public static double[] Descending(SchedulerSettings s, int trainSteps, int steps) =>
-        s.Choice("timestep_spacing", TimestepSpacing.Leading, TimestepSpacing.Trailing, TimestepSpacing.Linspace) switch
+        s.Spacing() switch
         {
             TimestepSpacing.Linspace => TimestepSpacing.LinspaceDescending(trainSteps, steps, round: true),
             TimestepSpacing.Leading => TimestepSpacing.LeadingDescending(trainSteps, steps, s.Int("steps_offset")),

@@ -59,11 +59,7 @@ internal sealed class OnnxGraphBuilder : IDisposable
     {
         if (!_shapesOnly) return Parameter(name, shape, _weights.Uniform(name, shape.Aggregate(1L, (a, b) => a * b), std));
         // Shape-only graphs (for FLOP counting and inspection) carry dims without data.
-        if (!_names.Add(name)) throw new InvalidOperationException($"Duplicate tensor name {name}.");
-        var tensor = new TensorProto { Name = name, DataType = (int)FloatType };
-        tensor.Dims.AddRange(shape);
-        ParameterCount += shape.Aggregate(1L, (a, b) => a * b);
-        _graph.Initializer.Add(tensor);
+        NewParameter(name, shape);
         return name;
     }
 
@@ -77,11 +73,8 @@ internal sealed class OnnxGraphBuilder : IDisposable
 
     public string Parameter(string name, long[] shape, float[] values)
     {
-        if (!_names.Add(name)) throw new InvalidOperationException($"Duplicate tensor name {name}.");
-        var tensor = new TensorProto { Name = name, DataType = (int)FloatType };
-        tensor.Dims.AddRange(shape);
+        var tensor = NewParameter(name, shape);
         byte[] bytes = Half ? ToHalfBytes(values) : ToBytes(values);
-        ParameterCount += values.Length;
         if (_external is not null && bytes.Length >= 1024)
         {
             long offset = _external.Position;
@@ -92,8 +85,18 @@ internal sealed class OnnxGraphBuilder : IDisposable
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString() });
         }
         else tensor.RawData = ByteString.CopyFrom(bytes);
-        _graph.Initializer.Add(tensor);
         return name;
+    }
+
+    // Registers a learned parameter (unique name, dims, counted); the caller adds its data.
+    private TensorProto NewParameter(string name, long[] shape)
+    {
+        if (!_names.Add(name)) throw new InvalidOperationException($"Duplicate tensor name {name}.");
+        var tensor = new TensorProto { Name = name, DataType = (int)FloatType };
+        tensor.Dims.AddRange(shape);
+        ParameterCount += shape.Aggregate(1L, (a, b) => a * b);
+        _graph.Initializer.Add(tensor);
+        return tensor;
     }
 
     /// <summary>A constant in the model's float type.</summary>
@@ -158,6 +161,9 @@ internal sealed class OnnxGraphBuilder : IDisposable
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
         return model;
     }
+
+    /// <summary>The model as protobuf bytes, for graphs built in memory (TAESD, the probe).</summary>
+    public byte[] ToBytes(string producer) => Build(producer).ToByteArray();
 
     /// <summary>Writes the model (and flushes its external data file).</summary>
     public void Save(string path, string producer)
