@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Pipelines;
 using Spectre.Console;

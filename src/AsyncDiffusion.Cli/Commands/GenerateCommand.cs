@@ -1,3 +1,4 @@
+using AsyncDiffusion.Diagnostics;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Pipelines;
 using Spectre.Console;
 

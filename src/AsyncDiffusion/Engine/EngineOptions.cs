@@ -1,4 +1,5 @@
 using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Engine;
 

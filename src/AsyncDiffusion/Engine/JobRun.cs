@@ -1,4 +1,5 @@
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
+using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Engine;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Onnx;
 using AsyncDiffusion.Schedulers;
 using AsyncDiffusion.Tokenization;
@@ -19,7 +18,10 @@ public sealed class ModelFolder : IDisposable
     public string Name => System.IO.Path.GetFileName(Path.TrimEnd(System.IO.Path.DirectorySeparatorChar));
     public string? PipelineClass { get; }
 
-    /// <summary>Set for models written by <see cref="SyntheticModelWriter"/>: real architecture, random weights.</summary>
+    /// <summary>The key in model_index.json that marks a folder written by the synthetic model writer.</summary>
+    public const string SyntheticMarkerKey = "asyncdiffusion_synthetic";
+
+    /// <summary>Set for synthetic model folders (real architecture, random weights): the preset name.</summary>
     public string? SyntheticPreset { get; }
 
     public ClipTokenizer Tokenizer { get; }
@@ -127,7 +129,7 @@ public sealed class ModelFolder : IDisposable
             string? cls = root.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
             if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
                 throw new AsyncDiffusionException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
-            string? synthetic = root.TryGetProperty(SyntheticModelWriter.MarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
+            string? synthetic = root.TryGetProperty(SyntheticMarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
             return (cls, synthetic);
         }
         catch (JsonException e)

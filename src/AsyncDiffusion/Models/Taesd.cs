@@ -1,5 +1,5 @@
+using AsyncDiffusion.Onnx.Graphs;
 using System.Reflection;
-using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Onnx;
 
 namespace AsyncDiffusion.Models;

@@ -1,6 +1,7 @@
+using AsyncDiffusion.Diagnostics;
 using System.Diagnostics;
 using AsyncDiffusion.Imaging;
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Onnx;
 
@@ -14,13 +15,13 @@ namespace AsyncDiffusion.Pipelines;
 public sealed class StableDiffusionPipeline : IDisposable
 {
     private readonly Lazy<TaesdDecoder> _taesd;
-    private readonly Engine.PromptCache _prompts; // capacity 0: the baseline encodes every prompt
+    private readonly PromptCache _prompts; // capacity 0: the baseline encodes every prompt
 
     public StableDiffusionPipeline(ModelFolder model, SessionSettings? settings = null, GenerationLimits? limits = null)
     {
         Model = model;
         Limits = limits ?? GenerationLimits.Default;
-        _prompts = new Engine.PromptCache(model, capacity: 0);
+        _prompts = new PromptCache(model, capacity: 0);
         _taesd = new Lazy<TaesdDecoder>(() => Taesd.LoadDecoder(settings ?? SessionSettings.Default));
     }
 

@@ -3,6 +3,7 @@ using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Pipelines;
+using AsyncDiffusion.Tests.Doubles;
 using AsyncDiffusion.Tests.Models;
 using AsyncDiffusion.Tests.Pipelines;
 

@@ -4,6 +4,7 @@ using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Randomness;
 using AsyncDiffusion.Schedulers;
+using AsyncDiffusion.Tests.Doubles;
 using AsyncDiffusion.Tests.Models;
 
 namespace AsyncDiffusion.Tests.Pipelines;

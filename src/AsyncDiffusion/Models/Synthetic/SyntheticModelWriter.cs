@@ -1,3 +1,4 @@
+using AsyncDiffusion.Onnx.Graphs;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -17,7 +18,7 @@ public sealed record SyntheticModelSummary(string Folder, SyntheticPreset Preset
 /// </summary>
 public static class SyntheticModelWriter
 {
-    public const string MarkerKey = "asyncdiffusion_synthetic";
+    public const string MarkerKey = ModelFolder.SyntheticMarkerKey;
 
     public static SyntheticModelSummary Write(string folder, SyntheticPreset preset, ContractVintage? vintage = null, bool half = false, ulong seed = 0)
     {

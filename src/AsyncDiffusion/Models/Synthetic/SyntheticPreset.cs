@@ -1,3 +1,5 @@
+using AsyncDiffusion.Onnx.Graphs;
+
 namespace AsyncDiffusion.Models.Synthetic;
 
 /// <summary>A real Stable Diffusion architecture to write with random weights, and the scheduler config it ships with.</summary>

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Benchmarking;
 
 /// <summary>What machine a measurement ran on: CPU, cores, vector extensions, OS, ONNX Runtime version.</summary>
 public sealed record MachineDescription(string Cpu, int Cores, string[] Isa, string Os, string OnnxRuntime, string Dotnet)

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace AsyncDiffusion.Models.Synthetic;
+namespace AsyncDiffusion.Onnx.Graphs;
 
 /// <summary>
 /// Deterministic random weights: each tensor draws from its own stream, keyed by the model seed

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Diagnostics;
 
 /// <summary>
 /// Peak resident memory of the process (the kernel's high-water mark where available, else

@@ -1,4 +1,4 @@
-namespace AsyncDiffusion.Models.Synthetic;
+namespace AsyncDiffusion.Onnx.Graphs;
 
 /// <summary>
 /// The neural-network layers Stable Diffusion is made of, written as ONNX nodes with parameters

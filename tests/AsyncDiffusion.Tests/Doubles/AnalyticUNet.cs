@@ -1,4 +1,7 @@
-namespace AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Onnx.Graphs;
+
+namespace AsyncDiffusion.Tests.Doubles;
 
 /// <summary>
 /// A UNet stand-in with a known output, for testing the pipeline's arithmetic against a hand

@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Onnx;
 
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Benchmarking;
 
 /// <summary>FLOPs of one forward pass: 2 per multiply-add of Conv, MatMul and Gemm nodes.</summary>
 public sealed record FlopCount(double Conv, double MatMul, double Gemm, int Nodes, int Unresolved)

@@ -1,7 +1,7 @@
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Models.Synthetic;
 
-namespace AsyncDiffusion.Tests.Metrics;
+namespace AsyncDiffusion.Tests.Benchmarking;
 
 public class FlopCounterTests
 {

@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Onnx;
 
-namespace AsyncDiffusion.Models.Synthetic;
+namespace AsyncDiffusion.Onnx.Graphs;
 
 /// <summary>
 /// A small helper over the ONNX protobuf classes: graph inputs/outputs, named parameters

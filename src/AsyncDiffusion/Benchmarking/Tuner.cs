@@ -1,6 +1,6 @@
 using AsyncDiffusion.Engine;
 
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Benchmarking;
 
 /// <summary>One measured configuration on the tuner's path, and what the tuner made of it.</summary>
 public sealed record TuningStep(int Streams, int MaxBatch, int Concurrency, double ImagesPerMinute, double P99Ms, string Verdict);

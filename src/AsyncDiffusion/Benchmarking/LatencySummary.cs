@@ -1,4 +1,4 @@
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Benchmarking;
 
 /// <summary>Percentiles of a set of latencies (nearest-rank), in milliseconds.</summary>
 public sealed record LatencySummary(int Count, double Mean, double P50, double P90, double P99, double Max)

@@ -1,7 +1,7 @@
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Pipelines;
 
-namespace AsyncDiffusion.Engine;
+namespace AsyncDiffusion.Pipelines;
 
 /// <summary>
 /// Text-encoder outputs of recent prompts (least recently used dropped first): servers see the

@@ -1,9 +1,10 @@
+using AsyncDiffusion.Diagnostics;
 using System.Diagnostics;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Pipelines;
 
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Benchmarking;
 
 /// <summary>What to measure: a model, an engine configuration and a closed-loop load.</summary>
 public sealed record BenchmarkSettings

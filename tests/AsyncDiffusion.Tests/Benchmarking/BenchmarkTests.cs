@@ -1,11 +1,11 @@
 using System.Text.Json;
 using AsyncDiffusion.Cli;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Tests.Models;
 
-namespace AsyncDiffusion.Tests.Metrics;
+namespace AsyncDiffusion.Tests.Benchmarking;
 
 public class BenchmarkTests
 {

@@ -1,9 +1,9 @@
+using AsyncDiffusion.Onnx.Graphs;
 using System.Diagnostics;
-using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Onnx;
 using Microsoft.ML.OnnxRuntime;
 
-namespace AsyncDiffusion.Metrics;
+namespace AsyncDiffusion.Benchmarking;
 
 /// <summary>This machine's measured peak for Stable Diffusion's two heavy operators through ONNX Runtime.</summary>
 public sealed record ProbeResult(int Threads, double MatMulGflops, double Conv3x3Gflops)
