@@ -30,7 +30,14 @@ public static class ServerApp
         var catalog = new ModelCatalog(options, log);
         var metrics = new ServerMetrics();
         var store = new ImageStore(options.ImageRetention);
-        void Hook(DiffusionEngine e) => e.JobEnded += metrics.Observe;
+        void Hook(DiffusionEngine e)
+        {
+            e.JobEnded += metrics.Observe;
+            e.JobEnded += job =>
+            {
+                if (job.ErrorId is { } id) log.LogError(job.Error, "Job {Job} failed: internal error {Id}", job.Id, id);
+            };
+        }
         Hook(catalog.Engine);
         catalog.EngineChanged += Hook;
         app.Lifetime.ApplicationStopped.Register(catalog.Dispose);
@@ -82,12 +89,23 @@ public static class ServerApp
                 case BadHttpRequestException http:
                     (status, kind, message) = (http.StatusCode, "invalid_request_error", http.StatusCode == 413 ? "The request body is too large." : http.Message);
                     break;
-                case AsyncDiffusionException ad:
+                case ResourceLimitException limit:
+                    (status, kind, message) = (413, "invalid_request_error", limit.Message);
+                    break;
+                case GenerationFailedException failed:
+                    // A valid request that failed while running: its message is safe to show; the id finds it in the log.
+                    string failedId = ErrorIds.Of(failed);
+                    log.LogError(failed, "Generation failed on {Path} (error {Id})", ctx.Request.Path.Value, failedId);
+                    (status, kind, message) = (500, "server_error", $"{failed.Message} (error {failedId})");
+                    break;
+                case AsyncDiffusionException ad when ad is not ModelFolderException:
                     (status, kind, message) = (400, "invalid_request_error", ad.Message);
                     break;
                 default:
-                    log.LogError(e, "Unhandled error on {Path}", ctx.Request.Path.Value);
-                    (status, kind, message) = (500, "server_error", "Internal error; the server log has the details.");
+                    // Internal failures (and model-folder errors, whose messages name server files) stay in the log.
+                    string id = ErrorIds.Of(e);
+                    log.LogError(e, "Internal error {Id} on {Path}", id, ctx.Request.Path.Value);
+                    (status, kind, message) = (500, "server_error", $"Internal error {id}; the server log has the details.");
                     break;
             }
             if (status >= 400 && status != 429) metrics.Error();

@@ -72,14 +72,14 @@ public static class GenerateCommand
             var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
             using var loaded = ModelFolder.Open(folder, settings);
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
-            GenerationPlan.Create(request, loaded); // reject bad input before any work or output
+            var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
             Console.CancelKeyPress += onCancel;
             try
             {
-                var result = asJson ? pipeline.Generate(request, null, cancel.Token) : RunWithProgress(cli, pipeline, request, cancel.Token);
+                var result = asJson ? pipeline.Run(plan, null, cancel.Token) : RunWithProgress(cli, pipeline, plan, cancel.Token);
                 var files = Save(result, parse.GetValue(output)!, imageFormat);
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
@@ -108,7 +108,7 @@ public static class GenerateCommand
         return (w, h);
     }
 
-    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationRequest request, CancellationToken cancellation)
+    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationPlan plan, CancellationToken cancellation)
     {
         GenerationResult? result = null;
         cli.Console.Progress()
@@ -117,7 +117,7 @@ public static class GenerateCommand
             {
                 var tasks = new Dictionary<int, ProgressTask>();
                 var started = new Dictionary<int, DateTime>();
-                result = pipeline.Generate(request, step =>
+                result = pipeline.Run(plan, step =>
                 {
                     if (!tasks.TryGetValue(step.ImageIndex, out var task))
                     {

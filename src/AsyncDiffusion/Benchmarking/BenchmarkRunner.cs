@@ -169,7 +169,7 @@ public static class BenchmarkRunner
     private static ComponentRate[] Rates(ModelFolder model, GenerationPlan plan, BenchmarkSettings s, EngineStats after, EngineStats before,
         StageTimings[] timings, int images, ProbeResult? probe)
     {
-        int c = model.LatentChannels, h = plan.LatentHeight(model), w = plan.LatentWidth(model);
+        int c = model.LatentChannels, h = plan.LatentHeight, w = plan.LatentWidth;
         int tokens = model.Tokenizer.MaxLength, hidden = model.TextEncoder.HiddenSize;
         long[] timestepShape = model.UNet.Timestep == TimestepKind.FloatScalar ? [] : [1];
         var unet = FlopCounter.Count(Path.Combine(model.Path, "unet", "model.onnx"),

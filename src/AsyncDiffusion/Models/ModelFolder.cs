@@ -62,13 +62,13 @@ public sealed class ModelFolder : IDisposable
         settings ??= SessionSettings.Default;
         path = System.IO.Path.GetFullPath(path);
         if (!Directory.Exists(path))
-            throw new AsyncDiffusionException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
+            throw new ModelFolderException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
         RejectUnsupportedLayouts(path);
         var (pipelineClass, synthetic) = ReadModelIndex(path);
 
         foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
             if (!Directory.Exists(System.IO.Path.Combine(path, required)))
-                throw new AsyncDiffusionException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
+                throw new ModelFolderException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
 
         var tokenizer = ClipTokenizer.Load(System.IO.Path.Combine(path, "tokenizer"));
         var scheduler = SchedulerConfig.Load(System.IO.Path.Combine(path, "scheduler", "scheduler_config.json"));
@@ -80,16 +80,16 @@ public sealed class ModelFolder : IDisposable
             double? vaeScaling = ReadVaeScaling(path);
             var decoder = Track(opened, VaeDecoder.Load(System.IO.Path.Combine(path, "vae_decoder"), settings, vaeScaling));
             string encoderDir = System.IO.Path.Combine(path, "vae_encoder");
-            var encoder = File.Exists(System.IO.Path.Combine(encoderDir, "model.onnx")) ? Track(opened, VaeEncoder.Load(encoderDir, settings)) : null;
+            var encoder = File.Exists(System.IO.Path.Combine(encoderDir, "model.onnx")) ? Track(opened, VaeEncoder.Load(encoderDir, settings, decoder.ScalingFactor)) : null;
 
             if (unet.CrossAttentionDim is int cross && cross != text.HiddenSize)
-                throw new AsyncDiffusionException(
+                throw new ModelFolderException(
                     $"'{unet.Path}' attends to {cross}-wide text states but '{text.Path}' produces {text.HiddenSize}; the text encoder and UNet must come from the same model.");
             if (decoder.LatentChannels != unet.LatentChannels)
-                throw new AsyncDiffusionException(
+                throw new ModelFolderException(
                     $"'{decoder.Path}' decodes {decoder.LatentChannels}-channel latents but '{unet.Path}' works on {unet.LatentChannels}; the VAE and UNet must come from the same model.");
             if (tokenizer.MaxLength < 3)
-                throw new AsyncDiffusionException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
+                throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
 
             return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder);
         }
@@ -110,31 +110,31 @@ public sealed class ModelFolder : IDisposable
     {
         bool Has(string dir) => Directory.Exists(System.IO.Path.Combine(path, dir));
         if (Has("transformer") || Has("text_encoder_3"))
-            throw new AsyncDiffusionException($"'{path}' has a Stable Diffusion 3 layout (transformer/, text_encoder_3/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
+            throw new ModelFolderException($"'{path}' has a Stable Diffusion 3 layout (transformer/, text_encoder_3/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
         if (Has("text_encoder_2") || Has("tokenizer_2"))
-            throw new AsyncDiffusionException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
+            throw new ModelFolderException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
     private static (string? PipelineClass, string? Synthetic) ReadModelIndex(string path)
     {
         string index = System.IO.Path.Combine(path, "model_index.json");
         if (!File.Exists(index))
-            throw new AsyncDiffusionException($"'{index}' not found; a diffusers-ONNX model folder starts with model_index.json.");
+            throw new ModelFolderException($"'{index}' not found; a diffusers-ONNX model folder starts with model_index.json.");
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(index));
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
-                throw new AsyncDiffusionException($"'{index}' holds a JSON {root.ValueKind}; expected an object with _class_name and components.");
+                throw new ModelFolderException($"'{index}' holds a JSON {root.ValueKind}; expected an object with _class_name and components.");
             string? cls = root.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
             if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
-                throw new AsyncDiffusionException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
+                throw new ModelFolderException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
             string? synthetic = root.TryGetProperty(SyntheticMarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
             return (cls, synthetic);
         }
         catch (JsonException e)
         {
-            throw new AsyncDiffusionException($"'{index}' is not valid JSON ({e.Message}).");
+            throw new ModelFolderException($"'{index}' is not valid JSON ({e.Message}).");
         }
     }
 
@@ -150,7 +150,7 @@ public sealed class ModelFolder : IDisposable
         }
         catch (JsonException e)
         {
-            throw new AsyncDiffusionException($"'{config}' is not valid JSON ({e.Message}).");
+            throw new ModelFolderException($"'{config}' is not valid JSON ({e.Message}).");
         }
     }
 

@@ -26,7 +26,7 @@ public static class OnnxGraphInfo
         }
         catch (Google.Protobuf.InvalidProtocolBufferException e)
         {
-            throw new AsyncDiffusionException($"'{path}' is not a readable ONNX protobuf ({e.Message}).");
+            throw new ModelFolderException($"'{path}' is not a readable ONNX protobuf ({e.Message}).");
         }
     }
 

@@ -23,7 +23,7 @@ public sealed class SafeTensors
 
     public static SafeTensors Load(string path)
     {
-        if (!File.Exists(path)) throw new AsyncDiffusionException($"'{path}' not found; expected a .safetensors file.");
+        if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected a .safetensors file.");
         return Parse(File.ReadAllBytes(path), path);
     }
 
@@ -74,7 +74,7 @@ public sealed class SafeTensors
     }
 
     public (long[] Shape, float[] Values) this[string name] =>
-        _tensors.TryGetValue(name, out var t) ? t : throw new AsyncDiffusionException($"'{Source}' has no tensor '{name}'.");
+        _tensors.TryGetValue(name, out var t) ? t : throw new ModelFolderException($"'{Source}' has no tensor '{name}'.");
 
     public bool Contains(string name) => _tensors.ContainsKey(name);
 

@@ -1,5 +1,6 @@
 using AsyncDiffusion.Onnx.Graphs;
 using System.Reflection;
+using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
 
 namespace AsyncDiffusion.Models;
@@ -98,12 +99,19 @@ public static class Taesd
 }
 
 /// <summary>TAESD's decoder: latents [batch, 4, h, w] (unscaled) → image [batch, 3, 8h, 8w] in [0, 1].</summary>
-public sealed class TaesdDecoder(OnnxModel model) : ModelComponent(model)
+public sealed class TaesdDecoder(OnnxModel model) : ModelComponent(model), ILatentDecoder
 {
     public (float[] Image, long[] Shape) Decode(ReadOnlySpan<float> latents, long[] shape, CancellationToken cancellation = default)
     {
         var outputs = RunFloat(Model, ["latent_sample"], [Tensors.Float(latents, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)], ["sample"], cancellation, out var shapes);
         return (outputs[0], shapes[0]);
+    }
+
+    /// <summary>TAESD works on the UNet's latents as they are and outputs [0, 1].</summary>
+    public RgbImage DecodeImage(ReadOnlySpan<float> latents, int channels, int height, int width, CancellationToken cancellation = default)
+    {
+        var (image, shape) = Decode(latents, [1, channels, height, width], cancellation);
+        return LatentImageConversion.ToImage(image, 0, (int)shape[3], (int)shape[2], zeroToOne: true);
     }
 }
 

@@ -34,7 +34,7 @@ public sealed class UNet : ModelComponent
     {
         foreach (var sdxl in new[] { "text_embeds", "time_ids" })
             if (model.InputNames.Contains(sdxl))
-                throw new AsyncDiffusionException($"'{Path}' takes '{sdxl}': that is an SDXL UNet, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x exports.");
+                throw new ModelFolderException($"'{Path}' takes '{sdxl}': that is an SDXL UNet, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x exports.");
         _sample = InputNamed("sample", 0, "sample, float [batch, 4, height/8, width/8]");
         _timestep = InputNamed("timestep", 1, "timestep, int64 [batch], float [batch] or [1], or a 0-d float");
         _context = InputNamed("encoder_hidden_states", 2, "encoder_hidden_states, float [batch, 77, hidden]");
@@ -49,12 +49,12 @@ public sealed class UNet : ModelComponent
             (_, 0) => TimestepKind.FloatScalar,
             (_, 1) when dims[0] == 1 => TimestepKind.FloatShared,
             (_, 1) => TimestepKind.FloatPerItem,
-            _ => throw new AsyncDiffusionException($"'{Path}': input '{_timestep}' has {dims.Length} dimensions; expected a 0-d scalar or [batch]."),
+            _ => throw new ModelFolderException($"'{Path}': input '{_timestep}' has {dims.Length} dimensions; expected a 0-d scalar or [batch]."),
         };
         var config = ReadConfig(folder);
         LatentChannels = StaticDimension(_sample, true, 1) ?? ConfigInt(config, "in_channels") ?? 4;
         if (LatentChannels == 9)
-            throw new AsyncDiffusionException($"'{Path}' takes 9 input channels: that is an inpainting UNet, which AsyncDiffusion does not support yet.");
+            throw new ModelFolderException($"'{Path}' takes 9 input channels: that is an inpainting UNet, which AsyncDiffusion does not support yet.");
         CrossAttentionDim = StaticDimension(_context, true, -1) ?? ConfigInt(config, "cross_attention_dim");
         SampleSize = ConfigInt(config, "sample_size");
         // Exports upsample by fixed factors, so latents must divide by 2 per down level (SD: 8).

@@ -27,7 +27,7 @@ public sealed class OnnxModel : IDisposable
 
     public static OnnxModel Load(string path, SessionSettings settings)
     {
-        if (!File.Exists(path)) throw new AsyncDiffusionException($"'{path}' not found; expected an ONNX model file.");
+        if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
         using var options = settings.ToOptions();
         try
         {
@@ -35,7 +35,7 @@ public sealed class OnnxModel : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new AsyncDiffusionException($"'{path}' could not be loaded by ONNX Runtime: {FirstLine(e.Message)}. Expected a valid ONNX model (with its external data file beside it, if it has one).", e);
+            throw new ModelFolderException($"'{path}' could not be loaded by ONNX Runtime: {FirstLine(e.Message)}. Expected a valid ONNX model (with its external data file beside it, if it has one).", e);
         }
     }
 
@@ -69,9 +69,13 @@ public sealed class OnnxModel : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new AsyncDiffusionException($"ONNX Runtime failed running '{Path}': {FirstLine(e.Message)}", e);
+            // The path stays in the log (inner exception); clients see which component failed.
+            throw new GenerationFailedException($"ONNX Runtime failed running the {ComponentName} model.", e);
         }
     }
+
+    /// <summary>The component folder's name (unet, vae_decoder, …) or the built model's name: no machine paths.</summary>
+    public string ComponentName => System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) is { Length: > 0 } folder ? folder : System.IO.Path.GetFileName(Path);
 
     public void Dispose() => _session.Dispose();
 

@@ -10,7 +10,7 @@ public sealed class DpmSolverMultistepScheduler : SigmaScheduler
 {
     private readonly int _solverOrder;
     private readonly bool _heun;
-    private readonly float[]?[] _modelOutputs;
+    private float[]?[] _modelOutputs;
     private int _lowerOrderNums;
 
     public DpmSolverMultistepScheduler(SchedulerConfig config) : base(config, SchedulerDefaults.DpmSolverMultistep)
@@ -30,7 +30,7 @@ public sealed class DpmSolverMultistepScheduler : SigmaScheduler
     protected override void ResetState()
     {
         base.ResetState();
-        Array.Clear(_modelOutputs);
+        _modelOutputs = new float[_solverOrder][];
         _lowerOrderNums = 0;
     }
 

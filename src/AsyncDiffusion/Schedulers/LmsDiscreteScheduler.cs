@@ -8,7 +8,7 @@ namespace AsyncDiffusion.Schedulers;
 public sealed class LmsDiscreteScheduler : SigmaScheduler
 {
     private const int MaxOrder = 4;
-    private readonly List<float[]> _derivatives = new();
+    private List<float[]> _derivatives = new();
 
     public LmsDiscreteScheduler(SchedulerConfig config) : base(config, SchedulerDefaults.Lms)
     {
@@ -19,7 +19,7 @@ public sealed class LmsDiscreteScheduler : SigmaScheduler
     protected override void ResetState()
     {
         base.ResetState();
-        _derivatives.Clear();
+        _derivatives = new();
     }
 
     protected override void ComputeTimesteps(int steps, double strength)

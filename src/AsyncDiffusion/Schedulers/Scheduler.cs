@@ -115,7 +115,22 @@ public abstract class Scheduler
 
     protected abstract void ComputeTimesteps(int steps, double strength);
 
+    /// <summary>
+    /// Clears per-run state. It must allocate fresh state objects rather than clear shared ones:
+    /// <see cref="CloneForRun"/> copies a configured scheduler member by member.
+    /// </summary>
     protected virtual void ResetState() { }
+
+    /// <summary>
+    /// A copy with the same schedule and fresh per-run state: a request's schedule is computed
+    /// once and every image of it runs on its own copy.
+    /// </summary>
+    public Scheduler CloneForRun()
+    {
+        var copy = (Scheduler)MemberwiseClone();
+        copy.ResetState();
+        return copy;
+    }
 
     protected void ValidateSteps(int steps)
     {

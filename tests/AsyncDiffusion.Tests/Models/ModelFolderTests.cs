@@ -108,7 +108,7 @@ public class ModelFolderTests
         var (image, shape) = decoder.Decode(new float[4 * 16 * 16], [1, 4, 16, 16]);
         Assert.Equal(new long[] { 1, 3, 32, 32 }, shape);
 
-        using var encoder = VaeEncoder.Load(Path.Combine(root, "vae_encoder"), SessionSettings.Default);
+        using var encoder = VaeEncoder.Load(Path.Combine(root, "vae_encoder"), SessionSettings.Default, scalingFactor: 0.18215);
         Assert.Equal(VaeEncoderOutput.LatentSample, encoder.Output);
         var (latent, latentShape) = encoder.Encode(image, shape);
         Assert.Equal(new long[] { 1, 4, 16, 16 }, latentShape);
@@ -118,13 +118,13 @@ public class ModelFolderTests
     [Fact]
     public void MissingFolderAndMissingComponentsAreClearErrors()
     {
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open("/no/such/model"));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open("/no/such/model"));
         Assert.Contains("does not exist", e.Message);
 
         using var dir = new TempFolder();
         CopyFolder(TinyModels.Folder(), dir.Path);
         Directory.Delete(Path.Combine(dir.Path, "unet"), recursive: true);
-        e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(dir.Path));
+        e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(dir.Path));
         Assert.Contains("no unet/ folder", e.Message);
     }
 
@@ -136,7 +136,7 @@ public class ModelFolderTests
         string vae = Path.Combine(dir.Path, "vae_decoder", "model.onnx");
         var bytes = File.ReadAllBytes(vae);
         File.WriteAllBytes(vae, bytes[..(bytes.Length / 3)]);
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(dir.Path));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(dir.Path));
         Assert.Contains(vae, e.Message);
         Assert.Contains("could not be loaded", e.Message);
     }
@@ -150,7 +150,7 @@ public class ModelFolderTests
         SyntheticModelWriter.Write(Path.Combine(dir.Path, "other"), wide);
         Directory.Delete(Path.Combine(dir.Path, "model", "text_encoder"), recursive: true);
         CopyFolder(Path.Combine(dir.Path, "other", "text_encoder"), Path.Combine(dir.Path, "model", "text_encoder"));
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(Path.Combine(dir.Path, "model")));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Path.Combine(dir.Path, "model")));
         Assert.Contains("32-wide", e.Message);
         Assert.Contains("48", e.Message);
     }
@@ -161,7 +161,7 @@ public class ModelFolderTests
         using var dir = new TempFolder();
         CopyFolder(TinyModels.Folder(), dir.Path);
         Directory.CreateDirectory(Path.Combine(dir.Path, "text_encoder_2"));
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(dir.Path));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(dir.Path));
         Assert.Contains("SDXL", e.Message);
         Assert.Contains("SD 1.x and 2.x", e.Message);
     }

@@ -1,0 +1,26 @@
+using AsyncDiffusion.Pipelines;
+
+namespace AsyncDiffusion.Engine.Stages;
+
+/// <summary>Takes queued jobs in order and prepares them (prompt states, init image, initial noise); their images join the denoise queue.</summary>
+internal sealed class PrepareStage(StageQueues queues, RequestPreparation preparation, JobRegistry registry)
+{
+    public void Run(CancellationToken stop)
+    {
+        foreach (var job in StageQueues.Drain(queues.Prepare.Reader, stop))
+        {
+            if (job.IsFinished) continue;
+            var outputs = new JobOutputs(job);
+            try
+            {
+                job.MarkRunning();
+                foreach (var image in preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken))
+                    queues.Denoise.Add(new ImageInFlight(outputs, image));
+            }
+            catch (Exception e)
+            {
+                registry.Fail(job, e);
+            }
+        }
+    }
+}
