@@ -1,7 +1,7 @@
-using AsyncDiffusion.Diagnostics;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Onnx;

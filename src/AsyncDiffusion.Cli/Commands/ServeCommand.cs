@@ -1,7 +1,7 @@
 using System.CommandLine;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Configuration;
 
 namespace AsyncDiffusion.Cli.Commands;
 

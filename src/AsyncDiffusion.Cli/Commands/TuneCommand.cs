@@ -1,6 +1,6 @@
 using System.CommandLine;
-using AsyncDiffusion.Engine;
 using AsyncDiffusion.Benchmarking;
+using AsyncDiffusion.Engine;
 using AsyncDiffusion.Pipelines;
 using Spectre.Console;
 

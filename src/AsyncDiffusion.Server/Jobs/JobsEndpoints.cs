@@ -2,7 +2,9 @@ using System.Text.Json;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Jobs;
 
@@ -106,7 +108,7 @@ public static class JobsEndpoints
             "taesd" => DecoderKind.Taesd,
             var d => throw new BadRequestException("decoder", $"decoder '{d}' is not vae or taesd"),
         },
-        InitImage = b.String("init_image") is { } img ? Images.FromBase64(img, "init_image", options.MaxImagePixels) : null,
+        InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
     };
 }

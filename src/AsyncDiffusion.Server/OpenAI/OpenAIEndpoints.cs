@@ -2,7 +2,10 @@ using System.Text.Json;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Requests;
+using AsyncDiffusion.Server.Storage;
 
 namespace AsyncDiffusion.Server.OpenAI;
 
@@ -95,7 +98,7 @@ public static class OpenAIEndpoints
         {
             var bytes = ask.Format == ImageFormat.Png ? result.Files[i] : ImageCodec.Encode(img.Image, ask.Format, img.Infotext);
             if (ask.ResponseFormat == "b64_json") return (object)new { b64_json = Convert.ToBase64String(bytes), revised_prompt = ask.Request.Prompt };
-            string id = store.Add(bytes, Images.ContentType(ask.Format), ImageCodec.Extension(ask.Format));
+            string id = store.Add(bytes, UploadedImages.ContentType(ask.Format), ImageCodec.Extension(ask.Format));
             return new { url = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/images/files/{id}", revised_prompt = ask.Request.Prompt };
         }).ToArray();
         return Results.Json(new
@@ -148,7 +151,7 @@ public static class OpenAIEndpoints
     {
         using var memory = new MemoryStream();
         await file.CopyToAsync(memory);
-        return Images.Decode(memory.ToArray(), "image", options.MaxImagePixels);
+        return UploadedImages.Decode(memory.ToArray(), "image", options.MaxImagePixels);
     }
 
     private static long? ParseLong(IFormCollection form, string key) =>

@@ -4,7 +4,9 @@ using AsyncDiffusion.Engine;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Schedulers;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Sdapi;
 
@@ -205,7 +207,7 @@ public static class SdapiEndpoints
                 throw new BadRequestException("init_images", "Init image not found", 404);
             var first = images.Value[0];
             if (first.ValueKind != JsonValueKind.String) throw new BadRequestException("init_images", "init_images must hold base64 strings");
-            init = Images.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
+            init = UploadedImages.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
         }
         string prompt = b.String("prompt") ?? "";
         return new GenerationRequest

@@ -1,5 +1,5 @@
-using AsyncDiffusion.Diagnostics;
 using System.Diagnostics;
+using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Pipelines;

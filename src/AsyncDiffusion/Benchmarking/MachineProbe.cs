@@ -1,6 +1,6 @@
-using AsyncDiffusion.Onnx.Graphs;
 using System.Diagnostics;
 using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Onnx.Graphs;
 using Microsoft.ML.OnnxRuntime;
 
 namespace AsyncDiffusion.Benchmarking;

@@ -1,7 +1,7 @@
-using AsyncDiffusion.Onnx.Graphs;
 using System.Reflection;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Onnx.Graphs;
 
 namespace AsyncDiffusion.Models;
 

@@ -37,6 +37,8 @@ public sealed class VaeDecoder : ModelComponent, ILatentDecoder
         ScaleFactor = blocks is { Length: > 0 } ? 1 << (blocks.Length - 1) : ProbeScaleFactor();
     }
 
+    /// <param name="folder">The vae_decoder/ folder.</param>
+    /// <param name="settings">ONNX Runtime session settings.</param>
     /// <param name="scalingFactor">From vae/config.json when the decoder folder has no config of its own.</param>
     public static VaeDecoder Load(string folder, SessionSettings settings, double? scalingFactor = null)
     {
@@ -97,6 +99,8 @@ public sealed class VaeEncoder : ModelComponent
         InputType = ElementType(_input, true, TensorElementType.Float, TensorElementType.Float16);
     }
 
+    /// <param name="folder">The vae_encoder/ folder.</param>
+    /// <param name="settings">ONNX Runtime session settings.</param>
     /// <param name="scalingFactor">The VAE's scaling factor (the decoder reads it from the configs).</param>
     public static VaeEncoder Load(string folder, SessionSettings settings, double scalingFactor)
     {

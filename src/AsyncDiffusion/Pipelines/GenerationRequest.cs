@@ -14,7 +14,7 @@ public enum DecoderKind
 
 /// <summary>
 /// One txt2img or img2img request: what a user asks for, independent of any API shape.
-/// Immutable; <see cref="Validate"/> checks it once against a model and the limits.
+/// Immutable; <see cref="GenerationPlan.Create"/> checks it once against a model and the limits.
 /// </summary>
 public sealed record GenerationRequest
 {

@@ -1,7 +1,7 @@
 using System.Text.Json;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Cli;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Tests.Models;
 

@@ -1,7 +1,7 @@
-using AsyncDiffusion.Onnx.Graphs;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AsyncDiffusion.Onnx.Graphs;
 using AsyncDiffusion.Tokenization;
 
 namespace AsyncDiffusion.Models.Synthetic;

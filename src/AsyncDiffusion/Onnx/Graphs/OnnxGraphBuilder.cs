@@ -22,8 +22,11 @@ internal sealed class OnnxGraphBuilder : IDisposable
     private readonly bool _shapesOnly;
     private int _next;
 
+    /// <param name="name">The graph's name.</param>
+    /// <param name="weights">Where parameter values come from.</param>
     /// <param name="half">Store parameters, inputs and outputs as float16.</param>
     /// <param name="externalDataPath">When set, parameters go to this file (named relative to the model) instead of the protobuf.</param>
+    /// <param name="shapesOnly">Record parameter shapes without values (for counting FLOPs and parameters).</param>
     public OnnxGraphBuilder(string name, SeededWeights weights, bool half, string? externalDataPath = null, bool shapesOnly = false)
     {
         _shapesOnly = shapesOnly;

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text;
 using AsyncDiffusion.Engine;
+using AsyncDiffusion.Server.Configuration;
 
-namespace AsyncDiffusion.Server.Hosting;
+namespace AsyncDiffusion.Server.Monitoring;
 
 /// <summary>Prometheus text exposition of the engine's counters plus step and end-to-end latency histograms.</summary>
 public sealed class ServerMetrics

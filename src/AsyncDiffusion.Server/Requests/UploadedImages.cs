@@ -1,9 +1,10 @@
 using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Server.Configuration;
 
-namespace AsyncDiffusion.Server.Hosting;
+namespace AsyncDiffusion.Server.Requests;
 
 /// <summary>Client-supplied images: base64 or data URIs, decoded with a pixel limit; never fetched from URLs.</summary>
-public static class Images
+public static class UploadedImages
 {
     public static RgbImage FromBase64(string text, string field, long maxPixels)
     {

@@ -1,7 +1,8 @@
 using System.Security.Cryptography;
 using AsyncDiffusion.Engine;
+using AsyncDiffusion.Server.Configuration;
 
-namespace AsyncDiffusion.Server.Hosting;
+namespace AsyncDiffusion.Server.Catalog;
 
 /// <summary>One model clients can pick: its name, A1111-style title and hash, and folder (never shown).</summary>
 public sealed record CatalogModel(string Name, string Title, string Hash, string Folder, bool Synthetic);

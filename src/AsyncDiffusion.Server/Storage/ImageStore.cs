@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
+using AsyncDiffusion.Server.Configuration;
 
-namespace AsyncDiffusion.Server.Hosting;
+namespace AsyncDiffusion.Server.Storage;
 
 /// <summary>Images handed out by URL (OpenAI's default response_format), kept in memory for the retention period.</summary>
 public sealed class ImageStore(TimeSpan retention, int maxImages = 512)

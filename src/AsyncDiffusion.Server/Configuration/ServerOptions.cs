@@ -1,7 +1,7 @@
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Pipelines;
 
-namespace AsyncDiffusion.Server.Hosting;
+namespace AsyncDiffusion.Server.Configuration;
 
 /// <summary>Everything <c>asyncdiffusion serve</c> can be told.</summary>
 public sealed record ServerOptions

@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
+using AsyncDiffusion.Server.Configuration;
 
-namespace AsyncDiffusion.Server.Hosting;
+namespace AsyncDiffusion.Server.Requests;
 
 /// <summary>
 /// Reads client JSON the way A1111 does: every field optional, unknown fields ignored, and types
