@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Reflection;
-using System.Text;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
