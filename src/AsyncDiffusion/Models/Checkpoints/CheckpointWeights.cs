@@ -24,6 +24,19 @@ internal sealed class CheckpointWeights(IReadOnlyDictionary<string, ComponentTen
         var component = components[p.Component];
         var location = component.Locate(p.Name, out string expected)
             ?? throw new ModelFolderException($"'{component.Files[0].Source}' has no tensor '{expected}', which the {family} {p.Component} needs (diffusers name '{p.Name}', shape {p.ShapeText}).");
+        CheckShape(location, p, family);
+        long count = p.ElementCount;
+        var values = location.File.ReadFloats(location.Info, location.Part * count, count);
+        loras.Apply(p, values);
+        lock (_used) _used.Add((location.File, location.Info.Name));
+        _done += count;
+        progress?.Report(new ConversionProgress(p.Component, _done, total));
+        return values;
+    }
+
+    /// <summary>The tensor (or its row block) must have the parameter's shape, up to trailing 1×1 kernel dimensions.</summary>
+    internal static void CheckShape(TensorLocation location, ParameterSpec p, string family)
+    {
         var info = location.Info;
         if (location.Parts > 1 && (info.Shape.Length == 0 || info.Shape[0] % location.Parts != 0))
             throw new ModelFolderException($"'{location.File.Source}': tensor '{info.Name}' {info.ShapeText} cannot be split into {location.Parts} equal row blocks (packed q/k/v).");
@@ -31,13 +44,6 @@ internal sealed class CheckpointWeights(IReadOnlyDictionary<string, ComponentTen
         if (location.Parts > 1) shape[0] /= location.Parts;
         if (!SameShape(shape, p.Shape))
             throw new ModelFolderException($"'{location.File.Source}': tensor '{info.Name}' has shape {info.ShapeText}{(location.Parts > 1 ? $" ({location.Parts} packed blocks)" : "")} but the {family} {p.Component} parameter '{p.Name}' needs {p.ShapeText}; the file does not match the detected architecture.");
-        long count = p.ElementCount;
-        var values = location.File.ReadFloats(info, location.Part * count, count);
-        loras.Apply(p, values);
-        lock (_used) _used.Add((location.File, info.Name));
-        _done += count;
-        progress?.Report(new ConversionProgress(p.Component, _done, total));
-        return values;
     }
 
     // 1×1 convolutions and linear layers store the same bytes: [C, C, 1, 1] matches [C, C].
