@@ -42,7 +42,7 @@ public class TaesdTests(ITestOutputHelper log)
     {
         using var dir = new TempFolder();
         string path = dir.File("bad.safetensors", "\u0010\0\0\0\0\0\0\0{\"a\": 1}");
-        var e = Assert.Throws<AsyncDiffusionException>(() => SafeTensors.Load(path));
+        var e = Assert.Throws<ModelFolderException>(() => SafeTensors.Load(path));
         Assert.Contains("bad.safetensors", e.Message);
         Assert.Contains("not a valid .safetensors file", e.Message);
     }
