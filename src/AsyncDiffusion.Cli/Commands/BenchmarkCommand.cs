@@ -15,7 +15,8 @@ public static class BenchmarkCommand
 {
     public static Command Create(CliContext cli)
     {
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp };
+        var checkpoint = new CheckpointOptions();
         var synthetic = new Option<string?>("--synthetic") { Description = "Use a synthetic preset instead (tiny or sd15), built into the cache on first use." };
         var requests = new Option<int>("--requests") { Description = "Measured requests.", DefaultValueFactory = _ => 8 };
         var concurrency = new Option<string>("--concurrency") { Description = "Clients in a closed loop (comma list for --sweep).", DefaultValueFactory = _ => "1" };
@@ -42,9 +43,11 @@ public static class BenchmarkCommand
         {
             model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
-            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli);
+            var import = checkpoint.Import(parse, parse.GetValue(model));
+            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli, import);
             var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
             var request = new GenerationRequest
             {
@@ -149,9 +152,12 @@ public static class BenchmarkCommand
         var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
     };
 
-    internal static string ResolveModel(string? model, string? synthetic, CliContext cli)
+    /// <summary>--model (an ONNX folder, or a checkpoint converted through the cache) or a synthetic preset.</summary>
+    internal static string ResolveModel(string? model, string? synthetic, CliContext cli, Models.Checkpoints.CheckpointImport? import = null)
     {
         if (model is not null && synthetic is not null) throw new AsyncDiffusionException("Give either --model or --synthetic, not both.");
+        if (model is not null && Models.Checkpoints.CheckpointImport.IsCheckpoint(model))
+            return CheckpointOptions.ResolveImport(import ?? new Models.Checkpoints.CheckpointImport { Source = model }, cli, showProgress: true)!.Folder;
         if (model is not null) return model;
         var preset = SyntheticPreset.Parse(synthetic ?? "tiny");
         string folder = Path.Combine(Path.GetDirectoryName(BuiltInModel.Folder)!, $"{preset.Name}-synthetic-v1");

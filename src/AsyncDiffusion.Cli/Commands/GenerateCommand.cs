@@ -18,7 +18,8 @@ public static class GenerateCommand
     {
         var prompt = new Argument<string>("prompt") { Description = "What to draw." };
         var negative = new Option<string>("--negative") { Description = "Negative prompt (what to steer away from).", DefaultValueFactory = _ => "" };
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder. Default: the built-in synthetic tiny model (random weights)." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp + " Default: the built-in synthetic tiny model (random weights)." };
+        var checkpoint = new CheckpointOptions();
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
         var cfg = new Option<double>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want).", DefaultValueFactory = _ => 7.5 };
         var width = new Option<int?>("--width") { Description = "Image width (multiple of 8; the model may need 64). Default: the model's native size." };
@@ -41,6 +42,7 @@ public static class GenerateCommand
         {
             prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
             var (w, h) = ParseSize(parse.GetValue(size), parse.GetValue(width), parse.GetValue(height));
@@ -67,8 +69,9 @@ public static class GenerateCommand
             };
             bool asJson = parse.GetValue(json);
 
+            var import = checkpoint.Import(parse, parse.GetValue(model));
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
-            string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
+            string folder = builtIn ? BuiltInModel.Ensure() : CheckpointOptions.ResolveImport(import, cli, showProgress: !asJson)?.Folder ?? parse.GetValue(model)!;
             var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
             using var loaded = ModelFolder.Open(folder, settings);
             using var pipeline = new StableDiffusionPipeline(loaded, settings);

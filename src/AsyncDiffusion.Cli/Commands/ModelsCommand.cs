@@ -1,18 +1,20 @@
 using System.CommandLine;
 using System.Text.Json;
 using AsyncDiffusion.Models;
+using AsyncDiffusion.Models.Checkpoints;
 using AsyncDiffusion.Models.Synthetic;
 using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion models create-synthetic | inspect</c>.</summary>
+/// <summary><c>asyncdiffusion models create-synthetic | convert | inspect</c>.</summary>
 public static class ModelsCommand
 {
     public static Command Create(CliContext cli)
     {
-        var command = new Command("models", "Create synthetic model folders and inspect model folders.");
+        var command = new Command("models", "Create synthetic model folders, convert checkpoints and inspect models.");
         command.Subcommands.Add(CreateSynthetic(cli));
+        command.Subcommands.Add(Convert(cli));
         command.Subcommands.Add(Inspect(cli));
         return command;
     }
@@ -33,12 +35,7 @@ public static class ModelsCommand
         {
             var p = SyntheticPreset.Parse(parse.GetValue(preset)!);
             var v = ContractVintage.Parse(parse.GetValue(vintage)!);
-            bool half = parse.GetValue(precision)!.ToLowerInvariant() switch
-            {
-                "fp32" or "float32" => false,
-                "fp16" or "float16" => true,
-                var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
-            };
+            bool half = ParseHalf(parse.GetValue(precision)!);
             var summary = cli.Console.Status().Start($"Writing {p.Name} ({p.Description})…",
                 _ => SyntheticModelWriter.Write(parse.GetValue(output)!, p, v, half, parse.GetValue(seed)));
             var table = new Table().Border(TableBorder.Rounded).AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned());
@@ -51,17 +48,54 @@ public static class ModelsCommand
         return command;
     }
 
+    private static Command Convert(CliContext cli)
+    {
+        var source = new Argument<string>("source") { Description = "A .safetensors checkpoint (SD 1.x/2.x single file) or a diffusers folder of safetensors." };
+        var output = new Option<string?>("--out") { Description = "Folder to write (new or empty). Default: the cache, where --model FILE finds it." };
+        var precision = new Option<string>("--precision") { Description = "fp32 (what CPUs run fastest) or fp16.", DefaultValueFactory = _ => "fp32" };
+        var checkpoint = new CheckpointOptions();
+        var command = new Command("convert",
+            "Convert a checkpoint into a diffusers-ONNX folder: detect SD 1.x / 2.x / inpainting, decide prediction type and scheduler, merge LoRAs.")
+        {
+            source, output, precision,
+        };
+        checkpoint.AddTo(command);
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            string path = parse.GetValue(source)!;
+            if (!File.Exists(path) && !Directory.Exists(path)) throw new AsyncDiffusionException($"'{path}' does not exist; expected a .safetensors checkpoint or a diffusers folder.");
+            if (!CheckpointImport.IsCheckpoint(path))
+                throw new AsyncDiffusionException($"'{path}' is not a checkpoint to convert; expected a .safetensors file or a diffusers folder with unet/*.safetensors (an ONNX folder is used as it is).");
+            var import = checkpoint.Import(parse, path)! with { Half = ParseHalf(parse.GetValue(precision)!) };
+            var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true, target: parse.GetValue(output))!;
+            long bytes = Directory.EnumerateFiles(converted.Folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+            cli.Console.MarkupLine($"{(converted.FromCache ? "Already converted" : "Wrote")} [bold]{Markup.Escape(converted.Folder)}[/]: {bytes / 1048576.0:F1} MiB, " +
+                $"{Markup.Escape(converted.Kind.Description)}, {CheckpointConverter.PredictionName(converted.Prediction)}, sha256 {converted.Sha256[..12]}…");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static bool ParseHalf(string precision) => precision.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => false,
+        "fp16" or "float16" => true,
+        var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
+    };
+
     private static Command Inspect(CliContext cli)
     {
-        var folder = new Argument<string>("folder") { Description = "A diffusers-ONNX model folder." };
+        var folder = new Argument<string>("model") { Description = CheckpointOptions.ModelHelp };
         var json = new Option<bool>("--json") { Description = "Print the contract as JSON." };
-        var command = new Command("inspect", "Open a model folder and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts.")
+        var checkpoint = new CheckpointOptions();
+        var command = new Command("inspect", "Open a model and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts.")
         {
             folder, json,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
-            using var model = ModelFolder.Open(parse.GetValue(folder)!);
+            using var model = ModelFolder.Open(checkpoint.Resolve(parse, parse.GetValue(folder)!, cli, showProgress: !parse.GetValue(json)));
             var report = Describe(model);
             if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
             else
@@ -83,6 +117,7 @@ public static class ModelsCommand
             ["folder"] = m.Path,
             ["pipeline"] = m.PipelineClass,
             ["synthetic"] = m.SyntheticPreset is null ? "no" : $"yes: preset {m.SyntheticPreset}, random weights",
+            ["checkpoint"] = CheckpointConverter.Origin(m.Path) ?? "no",
             ["vintage"] = m.Vintage,
             ["scheduler"] = m.SchedulerConfig.ClassName,
             ["prediction_type"] = m.Prediction.ToString(),

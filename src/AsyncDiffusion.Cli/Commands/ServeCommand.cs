@@ -10,7 +10,8 @@ public static class ServeCommand
 {
     public static Command Create(CliContext cli)
     {
-        var models = new Option<string[]>("--model") { Description = "A model folder clients may choose (repeat for several). Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model") { Description = "A model clients may choose (repeat for several): " + CheckpointOptions.ModelHelp + " Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
+        var loraDir = new Option<string?>("--lora-dir") { Description = "LoRA .safetensors files prompts may use as <lora:name:weight> (merged into checkpoint models; listed at /sdapi/v1/loras)." };
         var modelsDir = new Option<string?>("--models-dir") { Description = "Serve every model folder inside this folder." };
         var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (OpenAI and native routes; Basic with password KEY on A1111 routes)." };
@@ -23,11 +24,22 @@ public static class ServeCommand
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
+            models, modelsDir, loraDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
-            var folders = (parse.GetValue(models) ?? []).ToList();
+            var folders = new List<string>();
+            var checkpoints = new Dictionary<string, ServedCheckpoint>();
+            foreach (var model in parse.GetValue(models) ?? [])
+            {
+                if (!Models.Checkpoints.CheckpointImport.IsCheckpoint(model)) { folders.Add(model); continue; }
+                var import = new Models.Checkpoints.CheckpointImport { Source = model };
+                var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true)!;
+                folders.Add(converted.Folder);
+                checkpoints[Path.GetFullPath(converted.Folder)] = new ServedCheckpoint(converted.Name, converted.Sha256, import);
+            }
+            string? lorasFolder = parse.GetValue(loraDir);
+            if (lorasFolder is not null && !Directory.Exists(lorasFolder)) throw new AsyncDiffusionException($"--lora-dir '{lorasFolder}' is not a folder.");
             if (parse.GetValue(modelsDir) is { } dir)
             {
                 if (!Directory.Exists(dir)) throw new AsyncDiffusionException($"--models-dir '{dir}' is not a folder.");
@@ -44,6 +56,8 @@ public static class ServeCommand
             var options = new ServerOptions
             {
                 Models = folders,
+                Checkpoints = checkpoints,
+                LoraDir = lorasFolder,
                 BuiltInModel = folders.Count == 0 ? BuiltInModel.Ensure() : null,
                 Urls = parse.GetValue(urls)!,
                 ApiKey = parse.GetValue(apiKey),

@@ -18,7 +18,8 @@ public static class JobsEndpoints
         {
             var b = await Lenient.ReadObjectAsync(ctx.Request);
             var request = ToRequest(b, options);
-            var job = catalog.Engine.Submit(request);
+            var (engine, prepared) = catalog.Prepare(request);
+            var job = engine.Submit(prepared);
             return Results.Json(Describe(job, ctx), statusCode: 202);
         }));
         api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? Results.Json(Describe(job, ctx)) : NotFound(id));

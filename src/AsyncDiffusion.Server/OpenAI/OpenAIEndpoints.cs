@@ -85,8 +85,8 @@ public static class OpenAIEndpoints
 
     private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store)
     {
-        var engine = catalog.Engine;
-        var job = engine.Submit(ask.Request);
+        var (engine, request) = catalog.Prepare(ask.Request);
+        var job = engine.Submit(request);
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         if (ask.Stream)
         {

@@ -95,8 +95,15 @@ public static class SdapiEndpoints
             }
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
-        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "loras", "sd-modules" })
+        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
             api.MapGet("/" + empty, () => Array.Empty<object>());
+        // LoRAs from --lora-dir, for <lora:name:weight> in prompts; the path is the file name only.
+        api.MapGet("/loras", () => catalog.Loras.Loras.Select(l => new { name = l.Name, alias = l.Name, path = l.FileName, metadata = l.Metadata }));
+        api.MapPost("/refresh-loras", () =>
+        {
+            catalog.Loras.Refresh();
+            return Results.Text("null", "application/json");
+        });
         api.MapGet("/embeddings", () => new { loaded = new { }, skipped = new { } });
         api.MapGet("/cmd-flags", () => new { api = true, listen = false });
         api.MapPost("/png-info", (Delegate)(async (HttpContext ctx) =>
@@ -123,8 +130,8 @@ public static class SdapiEndpoints
         var body = await Lenient.ReadObjectAsync(ctx.Request);
         var request = ToRequest(body, catalog, options, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
-        var engine = catalog.Engine;
-        var job = engine.Submit(request);
+        var (engine, prepared) = catalog.Prepare(request); // <lora:name:weight> tags pick the merged variant
+        var job = engine.Submit(prepared);
         lock (state)
         {
             state.Active.RemoveAll(j => j.Completion.IsCompleted); // bounded even when nobody polls /progress

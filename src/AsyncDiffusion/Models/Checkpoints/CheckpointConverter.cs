@@ -233,6 +233,23 @@ public static class CheckpointConverter
         _ => "epsilon",
     };
 
+    /// <summary>What a converted folder was made from (file, hash, kind, prediction, LoRAs), or null for any other folder.</summary>
+    public static string? Origin(string folder)
+    {
+        try
+        {
+            var marker = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "model_index.json")))?[MarkerKey];
+            if (marker is null) return null;
+            var loras = marker["loras"]?.AsArray().Select(l => $"{l?["name"]} × {l?["weight"]}").ToList() ?? [];
+            return $"{marker["source"]} (sha256 {marker["sha256"]?.GetValue<string>()[..12]}…), {marker["kind"]}, {marker["prediction_type"]}, VAE {marker["vae"]}" +
+                (loras.Count > 0 ? $", LoRAs {string.Join(", ", loras)}" : "") + $", converter v{marker["converter_version"]}";
+        }
+        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
     private static List<string> StoredWarnings(string folder)
     {
         try
