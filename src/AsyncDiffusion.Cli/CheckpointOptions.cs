@@ -41,6 +41,7 @@ public sealed class CheckpointOptions
                 throw new AsyncDiffusionException("--vae, --prediction and --lora need a checkpoint --model (a .safetensors file or a diffusers folder).");
             return null;
         }
+        RejectOtherFiles(model);
         if (!CheckpointImport.IsCheckpoint(model))
         {
             if (vae is not null || prediction is not null || loras.Count > 0)
@@ -57,6 +58,13 @@ public sealed class CheckpointOptions
             Prediction = prediction is null ? null : Sidecar.ParsePrediction(prediction, "--prediction"),
             Loras = loras,
         };
+    }
+
+    /// <summary>A file --model cannot take: pickled checkpoints are code, not data, and are never loaded.</summary>
+    public static void RejectOtherFiles(string model)
+    {
+        if (File.Exists(model) && !model.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw new AsyncDiffusionException($"--model '{model}' is a file but not a .safetensors checkpoint; pickled .ckpt/.pt/.bin files can run code when loaded and are not read — convert them to .safetensors first.");
     }
 
     /// <summary>Converts (or finds in the cache) and reports; null for a null import.</summary>

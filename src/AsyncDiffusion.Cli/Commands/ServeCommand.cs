@@ -32,6 +32,7 @@ public static class ServeCommand
             var checkpoints = new Dictionary<string, ServedCheckpoint>();
             foreach (var model in parse.GetValue(models) ?? [])
             {
+                CheckpointOptions.RejectOtherFiles(model);
                 if (!Models.Checkpoints.CheckpointImport.IsCheckpoint(model)) { folders.Add(model); continue; }
                 var import = new Models.Checkpoints.CheckpointImport { Source = model };
                 var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true)!;

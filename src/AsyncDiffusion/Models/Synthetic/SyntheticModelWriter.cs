@@ -1,8 +1,5 @@
-using System.Diagnostics;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using AsyncDiffusion.Onnx.Graphs;
-using AsyncDiffusion.Tokenization;
 
 namespace AsyncDiffusion.Models.Synthetic;
 

@@ -127,6 +127,15 @@ public sealed class CheckpointCliTests : IDisposable
     }
 
     [Fact]
+    public void PickledCheckpointsAreNotRead()
+    {
+        string file = _dir.File("model.ckpt", "PK pickle");
+        var (code, _, error) = CliRun.Run("generate", "x", "--model", file, "--out", Path.Combine(_dir.Path, "images"));
+        Assert.Equal(2, code);
+        Assert.Contains("is a file but not a .safetensors checkpoint", error);
+    }
+
+    [Fact]
     public void AnUnknownPredictionIsBadInput()
     {
         string source = Path.Combine(_dir.Path, "tiny-diffusers");

@@ -80,12 +80,7 @@ public class LoraTests
         using var dir = new TempFolder();
         string base_ = WriteBase(dir);
         var target = Make(new Random(3), "unet", "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", [64, 32], 4, alpha: null);
-        string lora = Path.Combine(dir.Path, "peft.safetensors");
-        SafeTensorsWriter.Write(lora,
-        [
-            new("unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight", "F32", target.DownShape, target.Down),
-            new("unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k.lora_B.weight", "F32", target.UpShape, target.Up),
-        ]);
+        string lora = WritePair(dir, "peft", "unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k", ".lora_A.weight", ".lora_B.weight", target);
         var cache = new CheckpointCache(Path.Combine(dir.Path, "cache"));
         var plain = CheckpointConverter.Resolve(Import(base_), cache);
         var merged = CheckpointConverter.Resolve(Import(base_) with { Loras = [LoraReference.Parse(lora + ":1.5")] }, cache);
@@ -103,12 +98,7 @@ public class LoraTests
         using var dir = new TempFolder();
         string base_ = WriteBase(dir);
         var target = Make(new Random(4), "unet", "down_blocks.1.attentions.0.proj_in.weight", [64, 64, 1, 1], 2, alpha: 2);
-        string lora = Path.Combine(dir.Path, "zero.safetensors");
-        SafeTensorsWriter.Write(lora,
-        [
-            new("lora_unet_down_blocks_1_attentions_0_proj_in.lora_down.weight", "F32", target.DownShape, target.Down),
-            new("lora_unet_down_blocks_1_attentions_0_proj_in.lora_up.weight", "F32", target.UpShape, target.Up),
-        ]);
+        string lora = WritePair(dir, "zero", "lora_unet_down_blocks_1_attentions_0_proj_in", ".lora_down.weight", ".lora_up.weight", target);
         var cache = new CheckpointCache(Path.Combine(dir.Path, "cache"));
         var plain = CheckpointConverter.Resolve(Import(base_), cache);
         var zero = CheckpointConverter.Resolve(Import(base_) with { Loras = [LoraReference.Parse(lora + ":0")] }, cache);
@@ -154,6 +144,13 @@ public class LoraTests
         var parsed = LoraReference.Parse(text);
         Assert.Equal(path, parsed.Path);
         Assert.Equal(weight, parsed.Weight);
+    }
+
+    private static string WritePair(TempFolder dir, string name, string module, string down, string up, Target target)
+    {
+        string path = Path.Combine(dir.Path, name + ".safetensors");
+        SafeTensorsWriter.Write(path, [new(module + down, "F32", target.DownShape, target.Down), new(module + up, "F32", target.UpShape, target.Up)]);
+        return path;
     }
 
     private static CheckpointImport Import(string file) => new() { Source = file, Architecture = SyntheticPreset.Tiny };
