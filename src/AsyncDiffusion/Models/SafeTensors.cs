@@ -305,39 +305,23 @@ public sealed class SafeTensors : IDisposable
         public void Dispose() { }
     }
 
-    private sealed class MappedBytes : ITensorBytes
+    // Views are mapped per read and unmapped after it, so pages already converted leave the
+    // process instead of adding up to the whole file in its resident set.
+    private sealed class MappedBytes(string path, long length) : ITensorBytes
     {
-        private readonly MemoryMappedFile _file;
-        private readonly MemoryMappedViewAccessor _view;
+        private readonly MemoryMappedFile _file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
 
-        public MappedBytes(string path, long length)
-        {
-            Length = length;
-            _file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            try
-            {
-                _view = _file.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-            }
-            catch
-            {
-                _file.Dispose();
-                throw;
-            }
-        }
-
-        public long Length { get; }
+        public long Length { get; } = length;
 
         // ReadArray copies out of the mapping without unsafe code; callers read in bounded chunks.
         public void Read(long offset, byte[] into, int count)
         {
-            int n = _view.ReadArray(offset, into, 0, count);
+            if (count == 0) return;
+            using var view = _file.CreateViewAccessor(offset, count, MemoryMappedFileAccess.Read);
+            int n = view.ReadArray(0, into, 0, count);
             if (n != count) throw new ModelFolderException($"Read {n} of {count} bytes at offset {offset}: the file changed or is truncated.");
         }
 
-        public void Dispose()
-        {
-            _view.Dispose();
-            _file.Dispose();
-        }
+        public void Dispose() => _file.Dispose();
     }
 }

@@ -110,7 +110,7 @@ internal sealed class OnnxGraphBuilder : IDisposable
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString() });
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString() });
         }
-        else tensor.RawData = ByteString.CopyFrom(bytes);
+        else tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes); // bytes is ours and never changes: no second copy
         return name;
     }
 
