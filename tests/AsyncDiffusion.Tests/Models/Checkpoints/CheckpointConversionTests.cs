@@ -133,6 +133,46 @@ public class CheckpointConversionTests
         Assert.Contains("ORTStableDiffusionInpaintPipeline", File.ReadAllText(Path.Combine(converted.Folder, "model_index.json")));
     }
 
+    [Theory]
+    [InlineData("ldm")]
+    [InlineData("diffusers")]
+    public void AStandAloneVaeReplacesTheEmbeddedOne(string naming)
+    {
+        using var dir = new TempFolder();
+        string file = Path.Combine(dir.Path, "model.safetensors");
+        FakeCheckpoints.WriteSingleFile(file, SyntheticPreset.Tiny, ModelFamily.Sd1, "F32", Seed);
+        // A VAE from other weights, named as stand-alone VAE files are.
+        var other = FakeCheckpoints.SyntheticWeights(SyntheticPreset.Tiny, 8);
+        var vae = other["vae_decoder"].Concat(other["vae_encoder"]).ToList();
+        string vaeFile = Path.Combine(dir.Path, "vae.safetensors");
+        SafeTensorsWriter.Write(vaeFile, vae.Select(w => naming == "ldm"
+            ? new FakeTensor(LdmNames.Vae(w.Spec.Name, 4)!, "F32", w.Spec.Shape.Length == 2 ? [.. w.Spec.Shape, 1, 1] : w.Spec.Shape, w.Values)
+            : new FakeTensor(w.Spec.Name.Replace(".to_q.", ".query."), "F32", w.Spec.Shape, w.Values))); // diffusers < 0.17 names, too
+        var converted = CheckpointConverter.Convert(new CheckpointImport { Source = file, Vae = vaeFile, Architecture = SyntheticPreset.Tiny },
+            Path.Combine(dir.Path, "out"), new CheckpointCache(Path.Combine(dir.Path, "cache")));
+        Assert.Empty(converted.Warnings); // the embedded VAE is replaced, not reported as unused
+
+        // The reference binds a dictionary of named weights: text encoder and UNet from the checkpoint's seed, the VAE from the other.
+        var mine = FakeCheckpoints.SyntheticWeights(SyntheticPreset.Tiny, Seed);
+        var named = mine["text_encoder"].Concat(mine["unet"]).Concat(vae).ToDictionary(w => w.Spec.Name, w => w.Values);
+        string reference = Path.Combine(dir.Path, "reference");
+        ModelWriter.Write(reference, SyntheticPreset.Tiny, new NamedWeights(named), new ModelWriteOptions { Vintage = ContractVintage.Optimum });
+        AssertSameModel(reference, converted.Folder);
+    }
+
+    [Fact]
+    public void NamedWeightsNameWhatIsMissingAndListWhatWasNotAsked()
+    {
+        var weights = FakeCheckpoints.SyntheticWeights(SyntheticPreset.Tiny, Seed)["unet"].ToDictionary(w => w.Spec.Name, w => w.Values);
+        weights["extra.weight"] = [1f];
+        var named = new NamedWeights(weights, "the trained weights");
+        using var dir = new TempFolder();
+        var e = Assert.Throws<ModelFolderException>(() => ModelWriter.Write(Path.Combine(dir.Path, "m"), SyntheticPreset.Tiny, named));
+        Assert.Contains("the trained weights have no tensor 'text_model.embeddings.token_embedding.weight' (text_encoder, shape [49408, 32])", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+        Assert.Contains("extra.weight", named.Unused);
+    }
+
     /// <summary>The synthetic model with the same weights: seeded, rounded through the checkpoint's dtype.</summary>
     private static string Reference(TempFolder dir, SyntheticPreset architecture, string dtype)
     {
