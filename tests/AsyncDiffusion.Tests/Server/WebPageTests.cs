@@ -30,7 +30,7 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
 
     public static string ScreenshotFolder => Path.Combine(SharedData.RepositoryRoot, "TestResults", "screenshots");
 
-    // The tiny model makes a 64×64 image in milliseconds; at 128×128 with 30 steps or more a
+    // The tiny model makes a 64×64 image in milliseconds; at 128×128 with 40 steps or more a
     // job runs long enough (half a second or more) for progress, previews and cancelling to be seen.
     private const int SlowSize = 128;
 
@@ -46,7 +46,7 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
         await page.Type("#prompt", "a red lighthouse on a cliff");
         await page.Type("#width", $"{SlowSize}");
         await page.Type("#height", $"{SlowSize}");
-        await page.Type("#steps", "30");
+        await page.Type("#steps", "40");
         await page.Type("#seed", "1234");
         await WatchProgress(page);
         await page.Click("#generate");
@@ -61,7 +61,7 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
         Assert.StartsWith("Done: 1 image in ", await page.Eval<string>("document.getElementById('status').textContent"));
         Assert.Equal(SlowSize, await page.Eval<int>("document.querySelector('#result-images img').naturalWidth"));
         string caption = await page.Eval<string>("document.querySelector('#gallery .infotext').textContent");
-        Assert.StartsWith("a red lighthouse on a cliff\nSteps: 30", caption);
+        Assert.StartsWith("a red lighthouse on a cliff\nSteps: 40", caption);
         Assert.Contains("Seed: 1234", caption);
         await AssertNothingOverflows(page, "the page with an image");
         await page.SaveScreenshot(Path.Combine(ScreenshotFolder, $"{name}-{width}x{height}.png"));
@@ -264,13 +264,14 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
         var address = (server ?? fixture.Server).BaseAddress;
         await page.ClearStorage(address);
         await page.SetViewport(width, height);
+        await page.EmulateColorScheme("light");
         await page.Navigate(address);
         await page.WaitFor("document.querySelectorAll('#sampler option').length > 1 && document.querySelectorAll('#schedule option').length > 1", "the lists from the server");
         Assert.Equal(width, await page.Eval<int>("innerWidth"));
         return page;
     }
 
-    /// <summary>No horizontal scrolling, and no visible control or picture sticking out of its panel.</summary>
+    /// <summary>No horizontal scrolling, no visible control or picture sticking out of its panel, no result bigger than the result area.</summary>
     private static async Task AssertNothingOverflows(Browser page, string when)
     {
         var problems = (await page.Script("""
@@ -285,6 +286,13 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
                 if (r.left < p.left - 0.5 || r.right > p.right + 0.5)
                   problems.push(`${e.id ? '#' + e.id : e.tagName.toLowerCase() + '.' + e.className} spans x ${r.left.toFixed(1)}–${r.right.toFixed(1)}, outside its panel's ${p.left.toFixed(1)}–${p.right.toFixed(1)}`);
               }
+            }
+            // Pictures in the result area stay inside it, vertically too.
+            const stage = document.getElementById('stage').getBoundingClientRect();
+            for (const e of document.querySelectorAll('#stage img')) {
+              const r = e.getBoundingClientRect();
+              if (r.width > 0 && (r.top < stage.top - 0.5 || r.bottom > stage.bottom + 0.5 || r.left < stage.left - 0.5 || r.right > stage.right + 0.5))
+                problems.push(`a picture spans ${r.width.toFixed(0)}×${r.height.toFixed(0)} px in the ${stage.width.toFixed(0)}×${stage.height.toFixed(0)} px result area`);
             }
             return problems;
             """))!.AsArray().Select(p => p!.GetValue<string>()).ToArray();
