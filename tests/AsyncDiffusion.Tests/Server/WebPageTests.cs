@@ -132,8 +132,13 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
         await page.Type("#prompt", "a blue boat");
         await page.Type("#steps", "6");
         await page.Type("#seed", "777");
+        await page.Click("#sampler option[value='Euler']");
+        await page.Click("#schedule option[value='karras']");
+        await RecordRequests(page);
         await page.Click("#generate");
         await page.WaitFor("document.querySelectorAll('#gallery .card').length === 1", "the first image");
+        Assert.Equal("Euler Karras", (await JobRequest(page))["scheduler"]!.GetValue<string>());
+        Assert.Contains("Sampler: Euler Karras", await page.Eval<string>("document.querySelector('#gallery .infotext').textContent"));
 
         await page.Type("#prompt", "something else");
         await page.Click("#seed-random");
@@ -228,6 +233,28 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
     }
 
     [SkippableFact]
+    public async Task WithAnApiKeyThePageAsksForItAndThenGenerates()
+    {
+        await using var server = await TestServer.StartAsync(o => o with { ApiKey = "sesame" });
+        var page = await OpenPage(1280, 900, server, listsLoad: false);
+        await page.WaitFor("!document.getElementById('message').hidden", "the request for a key");
+        Assert.StartsWith("The server needs an API key", await page.Eval<string>("document.getElementById('message').textContent"));
+        Assert.True(await page.Eval<bool>("document.getElementById('advanced').open && document.activeElement.id === 'key'"));
+
+        await page.Type("#key", "sesame\uE004"); // Tab commits the field
+        await page.WaitFor("document.querySelectorAll('#sampler option').length > 1", "the lists once the key is given");
+        Assert.True(await page.Eval<bool>("document.getElementById('message').hidden"));
+        await page.Type("#steps", "30");
+        await page.Type("#width", $"{SlowSize}");
+        await page.Type("#height", $"{SlowSize}");
+        await WatchProgress(page);
+        await page.Click("#generate");
+        await page.WaitFor("document.querySelectorAll('#gallery .card img').length === 1", "the image");
+        Assert.Contains((await page.Script("return window.seen.status"))!.AsArray(), s => s!.GetValue<string>().StartsWith("Step ", StringComparison.Ordinal));
+        Assert.Equal(SlowSize, await page.Eval<int>("document.querySelector('#result-images img').naturalWidth"));
+    }
+
+    [SkippableFact]
     public async Task EveryControlIsLabelledListsWhatTheServerOffersAndFollowsTheSystemColourScheme()
     {
         var page = await OpenPage(1280, 900);
@@ -257,7 +284,7 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
     }
 
     /// <summary>The page, freshly loaded with empty browser storage, in a <paramref name="width"/> × <paramref name="height"/> viewport.</summary>
-    private async Task<Browser> OpenPage(int width, int height, TestServer? server = null)
+    private async Task<Browser> OpenPage(int width, int height, TestServer? server = null, bool listsLoad = true)
     {
         Skip.IfNot(Browser.Installed, Browser.NotInstalled);
         var page = await fixture.SharedBrowser();
@@ -266,7 +293,8 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
         await page.SetViewport(width, height);
         await page.EmulateColorScheme("light");
         await page.Navigate(address);
-        await page.WaitFor("document.querySelectorAll('#sampler option').length > 1 && document.querySelectorAll('#schedule option').length > 1", "the lists from the server");
+        if (listsLoad)
+            await page.WaitFor("document.querySelectorAll('#sampler option').length > 1 && document.querySelectorAll('#schedule option').length > 1", "the lists from the server");
         Assert.Equal(width, await page.Eval<int>("innerWidth"));
         return page;
     }
