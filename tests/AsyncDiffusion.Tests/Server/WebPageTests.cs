@@ -87,8 +87,9 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
         Assert.Equal(160, await page.Eval<int>("document.getElementById('init-image').naturalWidth"));
         await AssertNothingOverflows(page, "inpaint mode with an image");
 
-        // A horizontal stroke through the middle, in CSS pixels from the canvas's centre.
-        await page.Drag("#mask-canvas", (-40, 0), (-10, 0), (20, 0), (40, 0));
+        // A wavy stroke through the middle (CSS pixels from the canvas's centre).
+        (int, int)[] stroke = [(-60, -20), (-20, 10), (20, -10), (60, 15)];
+        await page.Drag("#mask-canvas", stroke);
         int painted = await page.Eval<int>(PaintedPixels);
         Assert.InRange(painted, 1, 160 * 96 - 1);
         await page.SaveScreenshot(Path.Combine(ScreenshotFolder, $"inpaint-mask-{name}-{width}x{height}.png"));
@@ -112,7 +113,7 @@ public sealed class WebPageTests(WebPageTests.PageFixture fixture) : IClassFixtu
 
         // Eraser, invert and clear.
         await page.Click("label[for=tool-eraser]");
-        await page.Drag("#mask-canvas", (-40, 0), (40, 0));
+        await page.Drag("#mask-canvas", stroke);
         int left = await page.Eval<int>(PaintedPixels);
         Assert.True(left < painted / 2, $"the eraser removed most of the stroke: {left} of {painted} pixels left");
         await page.Click("#mask-invert");
