@@ -58,7 +58,24 @@ public static class ServerApp
         app.MapGet("/", () => Results.Content(Resource("index.html"), "text/html; charset=utf-8"));
         app.MapGet("/api/v1/openapi.json", () => Results.Content(Resource("openapi.json"), "application/json"));
         app.MapGet("/health", () => Results.Json(new { status = "ok" }));
-        app.MapGet("/ready", () => Results.Json(new { status = "ready", model = catalog.Current.Name, synthetic = catalog.Current.Synthetic }));
+        var engineOptions = options.Engine;
+        log.LogInformation("Engine: {Streams} stream(s) × {Threads} thread(s), batch up to {Batch}; {Why}", engineOptions.Streams,
+            DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads, engineOptions.MaxBatch, engineOptions.Rationale ?? "as configured");
+        app.MapGet("/ready", () => Results.Json(new
+        {
+            status = "ready",
+            model = catalog.Current.Name,
+            synthetic = catalog.Current.Synthetic,
+            engine = new
+            {
+                mode = engineOptions.Mode.ToString().ToLowerInvariant(),
+                streams = engineOptions.Streams,
+                threads_per_stream = DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads,
+                max_batch = engineOptions.MaxBatch,
+                exclusive_compute = engineOptions.ExclusiveCompute,
+                why = engineOptions.Rationale ?? "as configured",
+            },
+        }));
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Engine.Stats), "text/plain; version=0.0.4"));
 
         SdapiEndpoints.Map(app, catalog, options);

@@ -20,8 +20,9 @@ public static class BenchmarkCommand
         var requests = new Option<int>("--requests") { Description = "Measured requests.", DefaultValueFactory = _ => 8 };
         var concurrency = new Option<string>("--concurrency") { Description = "Clients in a closed loop (comma list for --sweep).", DefaultValueFactory = _ => "1" };
         var mode = new Option<string>("--mode") { Description = "sync (one request at a time: the baseline) or async.", DefaultValueFactory = _ => "async" };
-        var streams = new Option<string>("--streams") { Description = "UNet streams (comma list for --sweep).", DefaultValueFactory = _ => "1" };
-        var maxBatch = new Option<string>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep).", DefaultValueFactory = _ => "1" };
+        var streams = new Option<string?>("--streams") { Description = "UNet streams (comma list for --sweep; default: the automatic choice for this machine, 1 in a sweep)." };
+        var maxBatch = new Option<string?>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep; default: the automatic choice, 1 in a sweep)." };
+        var overlap = new Option<bool>("--overlap-compute") { Description = "Let the stages' ONNX Runtime calls overlap freely (no turns, no spinning) instead of one heavy call per stream." };
         var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT (default: the model's native size)." };
         var steps = new Option<int>("--steps") { Description = "Denoising steps per image.", DefaultValueFactory = _ => 20 };
         var scheduler = new Option<string>("--scheduler") { Description = "Scheduler name.", DefaultValueFactory = _ => "Euler a" };
@@ -40,7 +41,7 @@ public static class BenchmarkCommand
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
+            model, synthetic, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -75,14 +76,15 @@ public static class BenchmarkCommand
             };
             int totalThreads = parse.GetValue(threads);
             var configs = new List<(EngineOptions Engine, int Concurrency)>();
-            var streamList = IntList(parse.GetValue(streams)!, "--streams");
-            var batchList = IntList(parse.GetValue(maxBatch)!, "--max-batch");
+            bool exclusive = !parse.GetValue(overlap);
+            var streamList = IntList(parse.GetValue(streams) ?? "1", "--streams");
+            var batchList = IntList(parse.GetValue(maxBatch) ?? "1", "--max-batch");
             var concurrencyList = IntList(parse.GetValue(concurrency)!, "--concurrency");
             if (parse.GetValue(sweep))
             {
                 configs.Add((new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads }, 1));
                 foreach (int s in streamList) foreach (int b in batchList) foreach (int c in concurrencyList)
-                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c) }, c));
+                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c), ExclusiveCompute = exclusive }, c));
             }
             else if (parse.GetValue(hint) is { } h2 || parse.GetValue(config) is not null)
             {
@@ -93,7 +95,14 @@ public static class BenchmarkCommand
                 int c = latency ? 1 : tuned?.Concurrency ?? options.Streams * options.MaxBatch;
                 configs.Add((options with { Threads = totalThreads }, c));
             }
-            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]) }, concurrencyList[0]));
+            else if (engineMode == EngineMode.Async && parse.GetValue(streams) is null && parse.GetValue(maxBatch) is null)
+            {
+                // What serve would pick here.
+                var auto = EngineOptions.Automatic(totalThreads > 0 ? totalThreads : Environment.ProcessorCount, TunedConfig.Find(null));
+                cli.Error.WriteLine($"Engine: {auto.Rationale}.");
+                configs.Add((auto with { MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
+            }
+            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
 
             var reports = new List<BenchmarkReport>();
             foreach (var (engine, c) in configs)

@@ -36,7 +36,7 @@ public static class ServeCommand
             string? apiAuthValue = parse.GetValue(apiAuth);
             if (apiAuthValue is not null && !apiAuthValue.Contains(':')) throw new AsyncDiffusionException("--api-auth must be user:pass.");
             var tuned = TunedConfig.Find(parse.GetValue(config));
-            var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
+            var engine = EngineOptions.Automatic(Environment.ProcessorCount, tuned) with
             {
                 MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
