@@ -107,7 +107,7 @@ public static class BenchmarkCommand
             var reports = new List<BenchmarkReport>();
             foreach (var (engine, c) in configs)
             {
-                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
+                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine with { OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
                     message => cli.Error.WriteLine(message));
                 if (report.Probe is null && reports.Count > 0) report = report with { Probe = reports[0].Probe, Rates = Recompute(report.Rates, reports[0].Probe) };
                 reports.Add(report);

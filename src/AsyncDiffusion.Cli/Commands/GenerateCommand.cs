@@ -69,7 +69,12 @@ public static class GenerateCommand
 
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
             string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
-            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
+            var settings = new SessionSettings
+            {
+                IntraOpThreads = parse.GetValue(threads),
+                Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = OptimizedModelCache.DefaultFolder,
+            };
             using var loaded = ModelFolder.Open(folder, settings);
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output

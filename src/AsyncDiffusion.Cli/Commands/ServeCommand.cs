@@ -40,6 +40,7 @@ public static class ServeCommand
             {
                 MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder,
             };
             var options = new ServerOptions
             {

@@ -69,6 +69,7 @@ public sealed class DiffusionEngine : IDisposable
             IntraOpThreads = Math.Max(1, total / Math.Max(1, options.Mode == EngineMode.Sync ? 1 : options.Streams)),
             AllowSpinning = options.Mode == EngineMode.Sync || options.ExclusiveCompute,
             Optimization = options.Optimization,
+            OptimizedModelCache = options.OptimizedModelCache,
         };
     }
 

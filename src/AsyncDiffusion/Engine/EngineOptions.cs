@@ -43,6 +43,9 @@ public sealed record EngineOptions
     /// </summary>
     public bool ExclusiveCompute { get; init; } = true;
 
+    /// <summary>Where optimised graphs are kept between starts (see <see cref="Onnx.OptimizedModelCache"/>); null: optimise at every load.</summary>
+    public string? OptimizedModelCache { get; init; }
+
     /// <summary>Why this configuration was chosen (for logs and /ready); null when given explicitly.</summary>
     public string? Rationale { get; init; }
 

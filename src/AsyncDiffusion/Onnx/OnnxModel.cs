@@ -28,9 +28,11 @@ public sealed class OnnxModel : IDisposable
     public static OnnxModel Load(string path, SessionSettings settings)
     {
         if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
-        using var options = settings.ToOptions();
         try
         {
+            if (settings.OptimizedModelCache is { } cache && settings.Optimization != GraphOptimizationLevel.ORT_DISABLE_ALL)
+                return new OnnxModel(path, new OptimizedModelCache(cache).Open(path, settings, settings.ToOptions));
+            using var options = settings.ToOptions();
             return new OnnxModel(path, new InferenceSession(path, options));
         }
         catch (OnnxRuntimeException e)

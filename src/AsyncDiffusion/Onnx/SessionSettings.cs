@@ -19,6 +19,12 @@ public sealed record SessionSettings
 
     public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// Folder where optimised graphs are kept between runs (see <see cref="Onnx.OptimizedModelCache"/>);
+    /// null: optimise at every load. The command-line tool uses <see cref="Onnx.OptimizedModelCache.DefaultFolder"/>.
+    /// </summary>
+    public string? OptimizedModelCache { get; init; }
+
     public static SessionSettings Default { get; } = new();
 
     /// <summary>
