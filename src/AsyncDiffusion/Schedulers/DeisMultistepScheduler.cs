@@ -50,8 +50,10 @@ public sealed class DeisMultistepScheduler : ExponentialIntegratorScheduler
         }
         else
         {
-            double rhoT = sigmaT / alphaT;
-            var rho = Enumerable.Range(0, order).Select(back => { var (a, s) = AlphaSigma(SigmaArray[i - back]); return s / a; }).ToArray();
+            // The log(rho) coefficients cancel heavily at order 3; they are evaluated in float32 as
+            // diffusers evaluates them (0-dim float32 tensors), so the result carries the same rounding.
+            float rhoT = Rho32(SigmaArray[i + 1]);
+            var rho = Enumerable.Range(0, order).Select(back => Rho32(SigmaArray[i - back])).ToArray();
             sampleFactor = alphaT / alpha;
             c = order == 2
                 ? [alphaT * (Second(rhoT, rho[0], rho[1]) - Second(rho[0], rho[0], rho[1])),
@@ -70,14 +72,21 @@ public sealed class DeisMultistepScheduler : ExponentialIntegratorScheduler
         StepIndex = i + 1;
     }
 
-    // Antiderivatives of the Lagrange basis in log(rho) (diffusers' ind_fn), second and third order.
-    private static double Second(double t, double b, double c) =>
-        t * (-Math.Log(c) + Math.Log(t) - 1) / (Math.Log(b) - Math.Log(c));
-
-    private static double Third(double t, double b, double c, double d)
+    // rho = sigma_t / alpha_t with alpha_t = 1/sqrt(sigma² + 1), in float32.
+    private static float Rho32(float sigma)
     {
-        double lt = Math.Log(t), lc = Math.Log(c), ld = Math.Log(d), lb = Math.Log(b);
-        double numerator = t * (lc * (ld - lt + 1) - ld * lt + ld + lt * lt - 2 * lt + 2);
+        float alpha = 1f / MathF.Sqrt(sigma * sigma + 1f);
+        return sigma * alpha / alpha;
+    }
+
+    // Antiderivatives of the Lagrange basis in log(rho) (diffusers' ind_fn), second and third order, in float32.
+    private static float Second(float t, float b, float c) =>
+        t * (-NumpyFloat32Log.Log(c) + NumpyFloat32Log.Log(t) - 1f) / (NumpyFloat32Log.Log(b) - NumpyFloat32Log.Log(c));
+
+    private static float Third(float t, float b, float c, float d)
+    {
+        float lt = NumpyFloat32Log.Log(t), lc = NumpyFloat32Log.Log(c), ld = NumpyFloat32Log.Log(d), lb = NumpyFloat32Log.Log(b);
+        float numerator = t * (lc * (ld - lt + 1f) - ld * lt + ld + lt * lt - 2f * lt + 2f);
         return numerator / ((lb - lc) * (lb - ld));
     }
 }
