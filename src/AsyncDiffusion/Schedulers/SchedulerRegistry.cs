@@ -108,34 +108,40 @@ public static class SchedulerRegistry
     public static bool TryFindScheduleType(string name, out ScheduleType type) => ScheduleByKey.TryGetValue(Key(name), out type!);
 
     /// <summary>
-    /// Resolves a sampler name, alone ("Euler a") or followed by a schedule type ("DPM++ 2M Karras",
-    /// "dpmpp_2m_sde_exponential"), to one entry whose overrides combine both.
+    /// Splits a name into a sampler and, when the name ends with one, a schedule type ("DPM++ 2M
+    /// Karras", "dpmpp_2m_sde_exponential"), without checking that the sampler takes that type.
     /// </summary>
-    public static bool TryResolve(string name, out SchedulerEntry entry)
+    public static bool TryParse(string name, out SchedulerEntry sampler, out ScheduleType? type)
     {
-        entry = null!;
+        type = null;
         string key = Key(name);
-        if (ByKey.TryGetValue(key, out var sampler)) { entry = sampler; return true; }
-        foreach (var (suffix, type) in ScheduleByKey)
+        if (ByKey.TryGetValue(key, out sampler!)) return true;
+        foreach (var (suffix, candidate) in ScheduleByKey)
         {
             if (key.Length <= suffix.Length || !key.EndsWith(suffix, StringComparison.Ordinal)) continue;
-            if (!ByKey.TryGetValue(key[..^suffix.Length], out sampler)) continue;
-            if (!ScheduleTypesFor(sampler).Contains(type)) return false;
-            entry = Combine(sampler, type);
+            if (!ByKey.TryGetValue(key[..^suffix.Length], out sampler!)) continue;
+            type = candidate;
             return true;
         }
         return false;
     }
 
+    /// <summary>Resolves a sampler name, alone or followed by a schedule type it takes, to one entry whose overrides combine both.</summary>
+    public static bool TryResolve(string name, out SchedulerEntry entry)
+    {
+        entry = null!;
+        if (!TryParse(name, out var sampler, out var type)) return false;
+        if (type is not null && !ScheduleTypesFor(sampler).Contains(type)) return false;
+        entry = type is null ? sampler : Combine(sampler, type);
+        return true;
+    }
+
     public static SchedulerEntry Resolve(string name)
     {
-        if (TryResolve(name, out var entry)) return entry;
-        // A known sampler with a schedule type it cannot take gets a message about that pair.
-        string key = Key(name);
-        foreach (var (suffix, type) in ScheduleByKey)
-            if (key.Length > suffix.Length && key.EndsWith(suffix, StringComparison.Ordinal) && ByKey.TryGetValue(key[..^suffix.Length], out var sampler))
-                throw UnsupportedPair(sampler, type);
-        throw new AsyncDiffusionException($"Unknown scheduler '{name}'; known samplers: {string.Join(", ", Names)}, each optionally followed by a schedule type ({string.Join(", ", ScheduleTypes.Select(s => s.Label))}); diffusers class names work too.");
+        if (!TryParse(name, out var sampler, out var type))
+            throw new AsyncDiffusionException($"Unknown scheduler '{name}'; known samplers: {string.Join(", ", Names)}, each optionally followed by a schedule type ({string.Join(", ", ScheduleTypes.Select(s => s.Label))}); diffusers class names work too.");
+        if (type is null) return sampler;
+        return ScheduleTypesFor(sampler).Contains(type) ? Combine(sampler, type) : throw UnsupportedPair(sampler, type);
     }
 
     /// <summary>A sampler and a schedule type given separately (A1111's <c>sampler_name</c> and <c>scheduler</c>).</summary>
