@@ -23,12 +23,13 @@ public abstract class ExponentialIntegratorScheduler : SigmaScheduler
     protected int SolverOrder { get; }
 
     /// <summary>Converted model outputs, oldest first; the newest is last.</summary>
-    protected double[]?[] History { get; }
+    protected double[]?[] History { get; private set; }
 
+    // Fresh arrays, never cleared in place: a run's copy of a configured scheduler must share no state.
     protected override void ResetState()
     {
         base.ResetState();
-        Array.Clear(History);
+        History = new double[SolverOrder][];
     }
 
     protected void PushHistory(double[] converted)
