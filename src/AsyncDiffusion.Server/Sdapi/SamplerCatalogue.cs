@@ -1,5 +1,5 @@
 using AsyncDiffusion.Schedulers;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Sdapi;
 
