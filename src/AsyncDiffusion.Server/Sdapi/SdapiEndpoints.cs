@@ -70,13 +70,8 @@ public static class SdapiEndpoints
         {
             title = m.Title, model_name = m.Name, hash = m.Hash[..10], sha256 = m.Hash, filename = m.Name, config = (string?)null,
         }));
-        api.MapGet("/samplers", () => SchedulerRegistry.Entries.Where(e => !e.Name.EndsWith(" Karras", StringComparison.Ordinal))
-            .Select(e => new { name = e.Name, aliases = e.Aliases, options = new { } }));
-        api.MapGet("/schedulers", () => new object[]
-        {
-            new { name = "automatic", label = "Automatic", aliases = (string[]?)null, default_rho = -1, need_inner_model = false },
-            new { name = "karras", label = "Karras", aliases = (string[]?)null, default_rho = 7.0, need_inner_model = false },
-        });
+        api.MapGet("/samplers", SamplerCatalogue.Samplers);
+        api.MapGet("/schedulers", SamplerCatalogue.ScheduleTypes);
         api.MapGet("/options", () => Results.Json(new Dictionary<string, object?>
         {
             ["sd_model_checkpoint"] = catalog.Current.Title,
@@ -187,12 +182,7 @@ public static class SdapiEndpoints
     internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
     {
         var limits = options.Limits;
-        string? sampler = b.String("sampler_name") ?? b.String("sampler_index");
-        string? schedule = b.String("scheduler");
-        if (sampler is not null && schedule is not null && schedule.Equals("karras", StringComparison.OrdinalIgnoreCase) && !sampler.EndsWith("Karras", StringComparison.OrdinalIgnoreCase))
-            sampler += " Karras";
-        if (sampler is not null && !SchedulerRegistry.TryResolve(sampler, out _))
-            throw new BadRequestException("sampler_name", $"Sampler not found: '{sampler}'; available: {string.Join(", ", SchedulerRegistry.Names)}");
+        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), catalog.Engine.Model.SchedulerConfig);
 
         int batch = Lenient.ClampInt(b.Integer("batch_size"), "batch_size", 1, limits.MaxCount, 1);
         int iterations = Lenient.ClampInt(b.Integer("n_iter"), "n_iter", 1, limits.MaxCount, 1);
