@@ -79,6 +79,20 @@ public sealed class OnnxModel : IDisposable
     /// <summary>The component folder's name (unet, vae_decoder, …) or the built model's name: no machine paths.</summary>
     public string ComponentName => System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) is { Length: > 0 } folder ? folder : System.IO.Path.GetFileName(Path);
 
+    /// <summary>Stops ONNX Runtime's operator profiling (when the settings enabled it) and returns the JSON file it wrote, else null.</summary>
+    public string? EndProfiling()
+    {
+        try
+        {
+            string file = _session.EndProfiling();
+            return string.IsNullOrEmpty(file) || !File.Exists(file) ? null : file;
+        }
+        catch (OnnxRuntimeException)
+        {
+            return null; // profiling was not enabled
+        }
+    }
+
     public void Dispose() => _session.Dispose();
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
