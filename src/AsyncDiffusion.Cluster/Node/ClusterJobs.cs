@@ -18,6 +18,12 @@ public sealed class ClusterJobs(IGrainFactory grains)
     private static readonly TimeSpan StoreRetry = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// How long a call keeps trying before the client gets a 503: a record that lived on a node that
+    /// just died answers again once membership has declared that node dead (seconds).
+    /// </summary>
+    private static readonly TimeSpan CallPatience = TimeSpan.FromSeconds(20);
+
+    /// <summary>
     /// Submits a request (its seed as the client gave it: −1 is resolved here, or by <paramref name="shape"/>
     /// when the accepting node planned it). With an idempotency key, a retry returns the first submission's job.
     /// </summary>
@@ -26,15 +32,9 @@ public sealed class ClusterJobs(IGrainFactory grains)
         string fingerprint = request.Fingerprint();
         string id = idempotencyKey is null ? Guid.NewGuid().ToString("N") : IdFor(idempotencyKey);
         long seed = shape?.Seeds[0] ?? (request.Seed == -1 ? Random.Shared.NextInt64(0, 1L << 32) : request.Seed);
-        SubmitReply reply;
-        try
-        {
-            reply = await grains.GetGrain<IJobGrain>(id).Submit(request with { Seed = seed }, fingerprint, shape);
-        }
-        catch (Exception e)
-        {
-            throw new ServiceUnavailableException("The cluster's job store cannot be reached now; the job was not accepted.", StoreRetry, e);
-        }
+        // Retried under the same id: a submission that was written before its reply was lost comes back as Existing.
+        var reply = await Call(() => grains.GetGrain<IJobGrain>(id).Submit(request with { Seed = seed }, fingerprint, shape),
+            "The cluster's job store cannot be reached now; the job was not accepted.");
         return reply.Outcome switch
         {
             SubmitOutcome.Accepted or SubmitOutcome.Existing => reply.Job!,
@@ -87,15 +87,23 @@ public sealed class ClusterJobs(IGrainFactory grains)
 
     private IJobGrain Job(string id) => grains.GetGrain<IJobGrain>(id);
 
-    private static async Task<T> Call<T>(Func<Task<T>> call)
+    private static async Task<T> Call<T>(Func<Task<T>> call, string failure = "The cluster's job store cannot be reached now.")
     {
-        try
+        var deadline = DateTime.UtcNow + CallPatience;
+        for (int attempt = 1; ; attempt++)
         {
-            return await call();
-        }
-        catch (Exception e)
-        {
-            throw new ServiceUnavailableException("The cluster's job store cannot be reached now.", StoreRetry, e);
+            try
+            {
+                return await call();
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * attempt)));
+            }
+            catch (Exception e)
+            {
+                throw new ServiceUnavailableException(failure, StoreRetry, e);
+            }
         }
     }
 }
