@@ -25,10 +25,11 @@ public static class ServeCommand
         var cluster = new Option<string?>("--cluster") { Description = "Join a cluster: redis://HOST:PORT (membership and jobs in Redis) or localhost (one-machine development cluster)." };
         var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster (distinct per node; default: host name and HTTP port)." };
         var siloPort = new Option<int>("--silo-port") { Description = "Port for node-to-node traffic.", DefaultValueFactory = _ => ClusterConnection.PrimarySiloPort };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Orleans gateway port.", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort,
+            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -44,6 +45,7 @@ public static class ServeCommand
             var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
             {
                 MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
+                Threads = parse.GetValue(threads) is > 0 and var n ? n : tuned?.ToOptions().Threads ?? 0,
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
             };
             var options = new ServerOptions
