@@ -19,7 +19,9 @@ public sealed class ClusterServerExtension(ClusterConnection connection, Cluster
 
     public override void ConfigureServices(WebApplicationBuilder builder)
     {
-        var health = new NodeHealth(redis is null ? null : () => redis.IsConnected);
+        var probe = redis is null ? null : new RedisProbe(redis);
+        if (probe is not null) builder.Services.AddSingleton(probe); // disposed with the host
+        var health = new NodeHealth(probe is null ? null : () => probe.Reachable);
         builder.UseOrleans(silo =>
         {
             silo.Configure<ClusterOptions>(o =>
