@@ -21,13 +21,14 @@ namespace AsyncDiffusion.Server;
 /// </summary>
 public static class ServerApp
 {
-    public static WebApplication Build(ServerOptions options)
+    public static WebApplication Build(ServerOptions options, ServerExtension? extension = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = options.MaxBodyBytes);
         builder.Logging.SetMinimumLevel(LogLevel.Information);
+        extension?.ConfigureServices(builder);
         var app = builder.Build();
         var log = app.Logger;
 
@@ -78,9 +79,17 @@ public static class ServerApp
         }));
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Engine.Stats), "text/plain; version=0.0.4"));
 
-        SdapiEndpoints.Map(app, catalog, options);
-        OpenAIEndpoints.Map(app, catalog, options, store);
+        var parts = new ServerParts(options, catalog, metrics);
+        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) => Task.FromResult(catalog.Engine.Submit(request)));
+        SdapiEndpoints.Map(app, catalog, options, submit);
+        OpenAIEndpoints.Map(app, catalog, options, store, submit);
         JobsEndpoints.Map(app, catalog, options);
+        if (extension is not null)
+        {
+            // The extension's routes win over built-in routes with the same pattern (lower order is preferred).
+            var overrides = app.MapGroup("").WithOrder(-1);
+            extension.MapRoutes(overrides, parts);
+        }
         return app;
     }
 

@@ -38,13 +38,16 @@ public static class BenchmarkCommand
         var chart = new Option<string?>("--chart") { Description = "With --sweep: write a PNG chart of throughput against p99 latency here (default sweep.png)." };
         var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
         var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
+        var url = new Option<string?>("--url") { Description = "Drive running servers instead (comma list, e.g. http://node1:7860,http://node2:7860): requests go round-robin over the native jobs API." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
+            model, synthetic, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
+            if (parse.GetValue(url) is { } urlList) return RunOverHttp(cli, urlList, parse.GetValue(size), parse.GetValue(steps), parse.GetValue(scheduler)!, parse.GetValue(cfg),
+                Positive(parse.GetValue(requests), "--requests"), IntList(parse.GetValue(concurrency)!, "--concurrency")[0], Math.Max(0, parse.GetValue(warmup)), parse.GetValue(json));
             string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli);
             var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
             var request = new GenerationRequest
@@ -126,6 +129,30 @@ public static class BenchmarkCommand
             return 0;
         }));
         return command;
+    }
+
+    private static int RunOverHttp(CliContext cli, string urlList, string? size, int steps, string scheduler, double cfg, int requests, int concurrency, int warmup, string? json)
+    {
+        var urls = urlList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => u.TrimEnd('/')).ToArray();
+        foreach (var u in urls)
+            if (!Uri.TryCreate(u, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+                throw new AsyncDiffusionException($"--url '{u}' is not an http(s) URL; expected e.g. http://127.0.0.1:7860,http://10.0.0.2:7860.");
+        if (urls.Length == 0) throw new AsyncDiffusionException("--url is empty; expected one or more comma-separated server URLs.");
+        var (w, h) = GenerateCommand.ParseSize(size, null, null);
+        var body = new Dictionary<string, object?> { ["prompt"] = "a photo of an astronaut riding a horse on mars", ["steps"] = steps, ["scheduler"] = scheduler, ["guidance_scale"] = cfg, ["seed"] = 1 };
+        if (w is int width && h is int height) (body["width"], body["height"]) = (width, height);
+        HttpBenchmarkReport report;
+        try
+        {
+            report = HttpBenchmark.Run(urls, body, requests, concurrency, warmup, steps, w is null ? "native" : $"{w}x{h}", m => cli.Error.WriteLine(m));
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AsyncDiffusionException($"a server in --url could not be reached: {e.Message}");
+        }
+        HttpBenchmark.Write(cli.Console, report);
+        if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
     }
 
     public static Command CreateProbe(CliContext cli)

@@ -20,13 +20,13 @@ public static class SdapiEndpoints
         public Job? Latest;
     }
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, JobSubmitter submit)
     {
         var state = new State();
         var api = app.MapGroup("/sdapi/v1");
 
-        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: false)));
-        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: true)));
+        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: false)));
+        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: true)));
 
         api.MapGet("/progress", (HttpContext ctx) =>
         {
@@ -113,13 +113,12 @@ public static class SdapiEndpoints
         skipped = false, interrupted = false, job = "", job_count = 0, job_timestamp = "0", job_no = 0, sampling_step = 0, sampling_steps = 0,
     };
 
-    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, bool img2img)
+    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, JobSubmitter submit, bool img2img)
     {
         var body = await Lenient.ReadObjectAsync(ctx.Request);
         var request = ToRequest(body, catalog, options, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
-        var engine = catalog.Engine;
-        var job = engine.Submit(request);
+        var job = await submit(request, ctx);
         lock (state)
         {
             state.Active.RemoveAll(j => j.Completion.IsCompleted); // bounded even when nobody polls /progress
