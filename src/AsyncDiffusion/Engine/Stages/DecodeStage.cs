@@ -15,8 +15,7 @@ internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, J
             try
             {
                 var clock = Stopwatch.StartNew();
-                var image = w.Image;
-                w.Decoded = decoders.For(job.Request.Decoder).DecodeImage(image.Latents, image.Channels, image.LatentHeight, image.LatentWidth, job.CancellationToken);
+                w.Decoded = w.Image.Decode(decoders.For(job.Request.Decoder), job.CancellationToken);
                 w.Outputs.AddDecodeTime(clock.Elapsed.TotalMilliseconds);
                 w.Outputs.Memory.Sample();
                 queues.Encode.Writer.TryWrite(w);
