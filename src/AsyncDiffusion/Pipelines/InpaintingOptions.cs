@@ -39,5 +39,13 @@ public sealed record InpaintingOptions(GreyImage Mask)
     /// <summary>Round the mask to 0/1 where it steers the latents (A1111's mask_round).</summary>
     public bool RoundMask { get; init; } = true;
 
-    public InpaintingOptions WithBlur(int blur) => this with { BlurX = blur, BlurY = blur };
+    /// <summary>fill, original, latent noise, latent nothing (spaces, dashes or underscores); null for anything else.</summary>
+    public static MaskedContent? ParseMaskedContent(string name) => name.Trim().ToLowerInvariant().Replace('-', ' ').Replace('_', ' ') switch
+    {
+        "fill" => MaskedContent.Fill,
+        "original" => MaskedContent.Original,
+        "latent noise" => MaskedContent.LatentNoise,
+        "latent nothing" => MaskedContent.LatentNothing,
+        _ => null,
+    };
 }
