@@ -35,13 +35,13 @@ public static class PillowResampling
         var (yBounds, yWeights, ySize) = Coefficients(height, b.Top, b.Bottom, newHeight, filter);
 
         byte[] current = pixels;
-        int currentWidth = width, firstRow = 0, rows = height;
+        int currentWidth = width, firstRow = 0;
         if (horizontal)
         {
             // Only the rows the vertical pass reads.
             firstRow = yBounds[0];
             int lastRow = yBounds[(newHeight - 1) * 2] + yBounds[(newHeight - 1) * 2 + 1];
-            rows = lastRow - firstRow;
+            int rows = lastRow - firstRow;
             var temp = new byte[newWidth * rows * channels];
             for (int y = 0; y < rows; y++)
                 for (int x = 0; x < newWidth; x++)
@@ -57,7 +57,6 @@ public static class PillowResampling
             current = temp;
             currentWidth = newWidth;
         }
-        else firstRow = 0;
         if (!vertical) return current == pixels ? (byte[])pixels.Clone() : current;
 
         var result = new byte[currentWidth * newHeight * channels];

@@ -10,7 +10,7 @@ public static class TinyModels
 
     public static string Folder(string vintage = "optimum-1.24", bool half = false, ulong seed = 0, string preset = "tiny")
     {
-        string key = $"{preset}-{vintage}-{(half ? "fp16" : "fp32")}-{seed}";
+        string key = $"{(preset == "tiny" ? "" : preset + "-")}{vintage}-{(half ? "fp16" : "fp32")}-{seed}";
         lock (Written)
         {
             if (!Written.TryGetValue(key, out var path))
