@@ -12,7 +12,7 @@ using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, or img2img with --init-image.</summary>
+/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, img2img with --init-image, inpainting with --init-image and --mask.</summary>
 public static class GenerateCommand
 {
     public static Command Create(CliContext cli)
@@ -30,6 +30,12 @@ public static class GenerateCommand
         var count = new Option<int>("--n") { Description = "Number of images.", DefaultValueFactory = _ => 1 };
         var init = new Option<string?>("--init-image") { Description = "img2img: the starting image (PNG, JPEG, WebP, BMP)." };
         var strength = new Option<double>("--strength") { Description = "img2img: how much to change the image, in (0, 1].", DefaultValueFactory = _ => 0.75 };
+        var mask = new Option<string?>("--mask") { Description = "Inpainting (with --init-image): a mask image; white (or opaque, if it has transparency) marks what to repaint." };
+        var maskBlur = new Option<int>("--mask-blur") { Description = "Inpainting: Gaussian blur of the mask in pixels (0 to 64).", DefaultValueFactory = _ => 4 };
+        var invertMask = new Option<bool>("--invert-mask") { Description = "Inpainting: repaint what is not masked." };
+        var fullRes = new Option<bool>("--inpaint-full-res") { Description = "Inpainting: generate only the masked region (plus --padding) at the full size, then paste it back." };
+        var padding = new Option<int>("--padding") { Description = "Inpainting with --inpaint-full-res: pixels around the masked region (0 to 256).", DefaultValueFactory = _ => 32 };
+        var maskedContent = new Option<string>("--masked-content") { Description = "Inpainting: what the masked area starts from: original, fill, latent-noise or latent-nothing.", DefaultValueFactory = _ => "original" };
         var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae, taesd for the built-in model." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -41,7 +47,8 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json, profile,
+            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, mask, maskBlur, invertMask, fullRes, padding, maskedContent,
+            decoder, rng, threads, optimize, output, format, json, profile,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -49,6 +56,8 @@ public static class GenerateCommand
             var imageFormat = ImageCodec.ParseFormat(parse.GetValue(format)!);
             string? initPath = parse.GetValue(init);
             var initImage = initPath is null ? null : ImageCodec.Decode(initPath);
+            var inpainting = ReadInpainting(parse.GetValue(mask), parse.GetValue(maskBlur), parse.GetValue(invertMask), parse.GetValue(fullRes), parse.GetValue(padding),
+                parse.GetValue(maskedContent)!);
             bool builtIn = parse.GetValue(model) is null;
             var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae"));
             var request = new GenerationRequest
@@ -64,6 +73,7 @@ public static class GenerateCommand
                 Scheduler = parse.GetValue(scheduler),
                 InitImage = initImage,
                 Strength = parse.GetValue(strength),
+                Inpainting = inpainting,
                 Decoder = decoderKind,
                 Rng = NoiseGenerators.Parse(parse.GetValue(rng)!),
             };
@@ -109,6 +119,30 @@ public static class GenerateCommand
             }
         }));
         return command;
+    }
+
+    private static InpaintingOptions? ReadInpainting(string? path, int blur, bool invert, bool onlyMasked, int padding, string content)
+    {
+        if (path is null) return null;
+        RgbaImage image;
+        try
+        {
+            image = ImageCodec.DecodeRgba(path);
+        }
+        catch (AsyncDiffusionException e)
+        {
+            throw new AsyncDiffusionException($"--mask: {e.Message}");
+        }
+        return new InpaintingOptions(InpaintMasks.FromImage(image))
+        {
+            BlurX = blur,
+            BlurY = blur,
+            Invert = invert,
+            OnlyMasked = onlyMasked,
+            Padding = padding,
+            Fill = InpaintingOptions.ParseMaskedContent(content)
+                ?? throw new AsyncDiffusionException($"--masked-content '{content}' is not one of: original, fill, latent-noise, latent-nothing."),
+        };
     }
 
     internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)

@@ -111,5 +111,6 @@ public static class JobsEndpoints
         },
         InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
+        Inpainting = JobsInpainting.Read(b, options),
     };
 }

@@ -34,6 +34,8 @@ public static class OpenAIEndpoints
             string prompt = form["prompt"].ToString();
             if (string.IsNullOrEmpty(prompt)) throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), prompt, init, options, catalog, 0.75, "image_edit");
+            if (form.Files.GetFile("mask") is { } mask)
+                ask = ask with { Request = ask.Request with { Inpainting = await OpenAIMask.ReadAsync(mask, init, options), Strength = 1.0 } };
             ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
             return await Run(ctx, ask, catalog, store, submit);
         }));

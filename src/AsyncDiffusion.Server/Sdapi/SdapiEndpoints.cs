@@ -175,6 +175,7 @@ public static class SdapiEndpoints
     {
         var node = JsonNode.Parse(body.GetRawText())!.AsObject();
         if (node["init_images"] is not null) node["init_images"] = new JsonArray();
+        if (node["mask"] is not null) node["mask"] = null; // A1111 does not echo the mask either
         return node;
     }
 
@@ -212,6 +213,8 @@ public static class SdapiEndpoints
             Scheduler = sampler,
             InitImage = init,
             Strength = b.Number("denoising_strength") ?? 0.75,
+            Inpainting = img2img ? SdapiInpainting.Read(b, options) : null,
+            InitialNoiseMultiplier = img2img ? SdapiInpainting.NoiseMultiplier(b) : 1.0,
         };
     }
 }

@@ -88,6 +88,9 @@ public sealed class ModelFolder : IDisposable
             if (decoder.LatentChannels != unet.LatentChannels)
                 throw new ModelFolderException(
                     $"'{decoder.Path}' decodes {decoder.LatentChannels}-channel latents but '{unet.Path}' works on {unet.LatentChannels}; the VAE and UNet must come from the same model.");
+            if (unet.IsInpainting && encoder is null)
+                throw new ModelFolderException(
+                    $"'{unet.Path}' is an inpainting UNet ({unet.InputChannels} input channels), which needs the masked image's latents at every step, but '{path}' has no vae_encoder/model.onnx; export the model with its VAE encoder.");
             if (tokenizer.MaxLength < 3)
                 throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
 

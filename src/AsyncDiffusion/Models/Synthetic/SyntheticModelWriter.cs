@@ -108,7 +108,7 @@ public static class SyntheticModelWriter
         JsonArray Pair(string a, string b) => [a, b];
         return new JsonObject
         {
-            ["_class_name"] = legacy ? "OnnxStableDiffusionPipeline" : "ORTStableDiffusionPipeline",
+            ["_class_name"] = (legacy ? "OnnxStableDiffusion" : "ORTStableDiffusion") + (preset.IsInpainting ? "InpaintPipeline" : "Pipeline"),
             ["_diffusers_version"] = "0.30.0",
             ["feature_extractor"] = new JsonArray(null, null),
             ["requires_safety_checker"] = false,
