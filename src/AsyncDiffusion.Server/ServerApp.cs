@@ -21,13 +21,14 @@ namespace AsyncDiffusion.Server;
 /// </summary>
 public static class ServerApp
 {
-    public static WebApplication Build(ServerOptions options)
+    public static WebApplication Build(ServerOptions options, ServerExtension? extension = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = options.MaxBodyBytes);
         builder.Logging.SetMinimumLevel(LogLevel.Information);
+        extension?.ConfigureServices(builder);
         var app = builder.Build();
         var log = app.Logger;
 
@@ -58,12 +59,41 @@ public static class ServerApp
         app.MapGet("/", () => Results.Content(Resource("index.html"), "text/html; charset=utf-8"));
         app.MapGet("/api/v1/openapi.json", () => Results.Content(Resource("openapi.json"), "application/json"));
         app.MapGet("/health", () => Results.Json(new { status = "ok" }));
-        app.MapGet("/ready", () => Results.Json(new { status = "ready", model = catalog.Current.Name, synthetic = catalog.Current.Synthetic }));
+        var engineOptions = options.Engine;
+        log.LogInformation("Engine: {Streams} stream(s) × {Threads} thread(s), batch up to {Batch}; {Why}", engineOptions.Streams,
+            DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads, engineOptions.MaxBatch, engineOptions.Rationale ?? "as configured");
+        app.MapGet("/ready", () => Results.Json(new
+        {
+            status = "ready",
+            model = catalog.Current.Name,
+            synthetic = catalog.Current.Synthetic,
+            engine = new
+            {
+                mode = engineOptions.Mode.ToString().ToLowerInvariant(),
+                streams = engineOptions.Streams,
+                threads_per_stream = DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads,
+                max_batch = engineOptions.MaxBatch,
+                exclusive_compute = engineOptions.ExclusiveCompute,
+                why = engineOptions.Rationale ?? "as configured",
+            },
+        }));
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Engine.Stats), "text/plain; version=0.0.4"));
 
-        SdapiEndpoints.Map(app, catalog, options);
-        OpenAIEndpoints.Map(app, catalog, options, store);
+        var parts = new ServerParts(options, catalog, metrics);
+        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) =>
+        {
+            var (engine, prepared) = catalog.Prepare(request); // <lora:name:weight> tags pick the merged variant
+            return Task.FromResult(engine.Submit(prepared));
+        });
+        SdapiEndpoints.Map(app, catalog, options, submit);
+        OpenAIEndpoints.Map(app, catalog, options, store, submit);
         JobsEndpoints.Map(app, catalog, options);
+        if (extension is not null)
+        {
+            // The extension's routes win over built-in routes with the same pattern (lower order is preferred).
+            var overrides = app.MapGroup("").WithOrder(-1);
+            extension.MapRoutes(overrides, parts);
+        }
         return app;
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
@@ -11,7 +12,7 @@ using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, or img2img with --init-image.</summary>
+/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, img2img with --init-image, inpainting with --init-image and --mask.</summary>
 public static class GenerateCommand
 {
     public static Command Create(CliContext cli)
@@ -30,6 +31,12 @@ public static class GenerateCommand
         var count = new Option<int>("--n") { Description = "Number of images.", DefaultValueFactory = _ => 1 };
         var init = new Option<string?>("--init-image") { Description = "img2img: the starting image (PNG, JPEG, WebP, BMP)." };
         var strength = new Option<double>("--strength") { Description = "img2img: how much to change the image, in (0, 1].", DefaultValueFactory = _ => 0.75 };
+        var mask = new Option<string?>("--mask") { Description = "Inpainting (with --init-image): a mask image; white (or opaque, if it has transparency) marks what to repaint." };
+        var maskBlur = new Option<int>("--mask-blur") { Description = "Inpainting: Gaussian blur of the mask in pixels (0 to 64).", DefaultValueFactory = _ => 4 };
+        var invertMask = new Option<bool>("--invert-mask") { Description = "Inpainting: repaint what is not masked." };
+        var fullRes = new Option<bool>("--inpaint-full-res") { Description = "Inpainting: generate only the masked region (plus --padding) at the full size, then paste it back." };
+        var padding = new Option<int>("--padding") { Description = "Inpainting with --inpaint-full-res: pixels around the masked region (0 to 256).", DefaultValueFactory = _ => 32 };
+        var maskedContent = new Option<string>("--masked-content") { Description = "Inpainting: what the masked area starts from: original, fill, latent-noise or latent-nothing.", DefaultValueFactory = _ => "original" };
         var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae, taesd for the built-in model." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -37,10 +44,12 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
         var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
+        var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json,
+            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, mask, maskBlur, invertMask, fullRes, padding, maskedContent,
+            decoder, rng, threads, optimize, output, format, json, profile,
         };
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
@@ -49,6 +58,8 @@ public static class GenerateCommand
             var imageFormat = ImageCodec.ParseFormat(parse.GetValue(format)!);
             string? initPath = parse.GetValue(init);
             var initImage = initPath is null ? null : ImageCodec.Decode(initPath);
+            var inpainting = ReadInpainting(parse.GetValue(mask), parse.GetValue(maskBlur), parse.GetValue(invertMask), parse.GetValue(fullRes), parse.GetValue(padding),
+                parse.GetValue(maskedContent)!);
             bool builtIn = parse.GetValue(model) is null;
             var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae"));
             var request = new GenerationRequest
@@ -64,6 +75,7 @@ public static class GenerateCommand
                 Scheduler = parse.GetValue(scheduler),
                 InitImage = initImage,
                 Strength = parse.GetValue(strength),
+                Inpainting = inpainting,
                 Decoder = decoderKind,
                 Rng = NoiseGenerators.Parse(parse.GetValue(rng)!),
             };
@@ -72,8 +84,17 @@ public static class GenerateCommand
             var import = checkpoint.Import(parse, parse.GetValue(model));
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
             string folder = builtIn ? BuiltInModel.Ensure() : CheckpointOptions.ResolveImport(import, cli, showProgress: !asJson)?.Folder ?? parse.GetValue(model)!;
-            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
+            var settings = new SessionSettings
+            {
+                IntraOpThreads = parse.GetValue(threads),
+                Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = OptimizedModelCache.DefaultFolder,
+                ProfilePrefix = ProfileReport.Prefix(parse.GetValue(profile)),
+            };
+            var timeline = parse.GetValue(profile) is null ? null : new MemoryTimeline();
+            timeline?.Mark("start");
             using var loaded = ModelFolder.Open(folder, settings);
+            timeline?.Mark("model loaded");
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
@@ -82,10 +103,12 @@ public static class GenerateCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                var result = asJson ? pipeline.Run(plan, null, cancel.Token) : RunWithProgress(cli, pipeline, plan, cancel.Token);
+                var result = asJson ? pipeline.Run(plan, null, cancel.Token, timeline) : RunWithProgress(cli, pipeline, plan, cancel.Token, timeline);
                 var files = Save(result, parse.GetValue(output)!, imageFormat);
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
+                if (parse.GetValue(profile) is { } profileFolder)
+                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Summarize(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
                 return 0;
             }
             catch (OperationCanceledException)
@@ -101,6 +124,30 @@ public static class GenerateCommand
         return command;
     }
 
+    private static InpaintingOptions? ReadInpainting(string? path, int blur, bool invert, bool onlyMasked, int padding, string content)
+    {
+        if (path is null) return null;
+        RgbaImage image;
+        try
+        {
+            image = ImageCodec.DecodeRgba(path);
+        }
+        catch (AsyncDiffusionException e)
+        {
+            throw new AsyncDiffusionException($"--mask: {e.Message}");
+        }
+        return new InpaintingOptions(InpaintMasks.FromImage(image))
+        {
+            BlurX = blur,
+            BlurY = blur,
+            Invert = invert,
+            OnlyMasked = onlyMasked,
+            Padding = padding,
+            Fill = InpaintingOptions.ParseMaskedContent(content)
+                ?? throw new AsyncDiffusionException($"--masked-content '{content}' is not one of: original, fill, latent-noise, latent-nothing."),
+        };
+    }
+
     internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)
     {
         if (size is null) return (width, height);
@@ -111,7 +158,7 @@ public static class GenerateCommand
         return (w, h);
     }
 
-    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationPlan plan, CancellationToken cancellation)
+    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationPlan plan, CancellationToken cancellation, MemoryTimeline? timeline)
     {
         GenerationResult? result = null;
         cli.Console.Progress()
@@ -131,7 +178,7 @@ public static class GenerateCommand
                     double rate = seconds > 0 ? step.Step / seconds : 0;
                     task.Description = $"image {step.ImageIndex + 1}/{step.ImageCount} · step {step.Step}/{step.Steps} · {rate:F2} it/s";
                     task.Value = step.Step;
-                }, cancellation);
+                }, cancellation, timeline);
             });
         return result!;
     }

@@ -129,6 +129,7 @@ public static class ModelsCommand
             ["unet.sample"] = m.UNet.SampleType.ToString(),
             ["unet.timestep"] = $"{m.UNet.TimestepType} ({m.UNet.Timestep})",
             ["unet.latent_channels"] = m.LatentChannels,
+            ["unet.input_channels"] = m.UNet.IsInpainting ? $"{m.UNet.InputChannels} (inpainting: latents, mask, masked-image latents)" : m.UNet.InputChannels.ToString(),
             ["unet.cross_attention_dim"] = m.UNet.CrossAttentionDim,
             ["unet.external_data"] = string.Join(", ", OnnxGraphInfo.ExternalDataFiles(unetFile)),
             ["unet.parameters"] = OnnxGraphInfo.ParameterCount(unetFile),

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AsyncDiffusion.Cluster.Hosting;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server;
 using AsyncDiffusion.Server.Configuration;
@@ -22,9 +23,14 @@ public static class ServeCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Most steps per request.", DefaultValueFactory = _ => 100 };
         var maxImages = new Option<int>("--max-images") { Description = "Most images per request.", DefaultValueFactory = _ => 8 };
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
+        var cluster = new Option<string?>("--cluster") { Description = "Join a cluster: redis://HOST:PORT (membership and jobs in Redis) or localhost (one-machine development cluster)." };
+        var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster (distinct per node; default: host name and HTTP port)." };
+        var siloPort = new Option<int>("--silo-port") { Description = "Port for node-to-node traffic.", DefaultValueFactory = _ => ClusterConnection.PrimarySiloPort };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Orleans gateway port.", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, loraDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
+            models, modelsDir, loraDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -49,10 +55,12 @@ public static class ServeCommand
             string? apiAuthValue = parse.GetValue(apiAuth);
             if (apiAuthValue is not null && !apiAuthValue.Contains(':')) throw new AsyncDiffusionException("--api-auth must be user:pass.");
             var tuned = TunedConfig.Find(parse.GetValue(config));
-            var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
+            var engine = EngineOptions.Automatic(Environment.ProcessorCount, tuned) with
             {
                 MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
+                Threads = parse.GetValue(threads) is > 0 and var n ? n : tuned?.ToOptions().Threads ?? 0,
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder,
             };
             var options = new ServerOptions
             {
@@ -67,6 +75,11 @@ public static class ServeCommand
                 Limits = new Pipelines.GenerationLimits { MaxWidth = parse.GetValue(maxSize), MaxHeight = parse.GetValue(maxSize), MaxSteps = parse.GetValue(maxSteps), MaxCount = parse.GetValue(maxImages) },
             };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
+            if (parse.GetValue(cluster) is { } connection)
+            {
+                string name = parse.GetValue(nodeName) ?? $"{System.Net.Dns.GetHostName()}-{new Uri(options.Urls.Split(';')[0]).Port}";
+                return ClusterNode.Run(options, new ClusterSettings(connection, name, parse.GetValue(siloPort), parse.GetValue(gatewayPort)), cli.Error);
+            }
             var app = ServerApp.Build(options);
             app.Run();
             return 0;

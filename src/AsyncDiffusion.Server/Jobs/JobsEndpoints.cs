@@ -92,7 +92,8 @@ public static class JobsEndpoints
         };
     }
 
-    private static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
+    /// <summary>A native jobs request body as a generation request (the cluster node maps the same bodies).</summary>
+    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
     {
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",
@@ -111,5 +112,6 @@ public static class JobsEndpoints
         },
         InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
+        Inpainting = JobsInpainting.Read(b, options),
     };
 }

@@ -4,7 +4,7 @@ using AsyncDiffusion.Pipelines;
 namespace AsyncDiffusion.Engine;
 
 /// <summary>TAESD previews of running jobs: clients poll every second or so, so each job step is decoded at most once.</summary>
-internal sealed class PreviewCache(LatentDecoders decoders)
+internal sealed class PreviewCache(LatentDecoders decoders, ComputeGate gate)
 {
     private sealed record Preview(string JobId, int Step, byte[] Png);
     private Preview? _latest;
@@ -23,6 +23,10 @@ internal sealed class PreviewCache(LatentDecoders decoders)
         return png;
     }
 
-    public byte[] Render(ReadOnlySpan<float> latents, int channels, int height, int width) =>
-        ImageCodec.Encode(decoders.Preview.DecodeImage(latents, channels, height, width), ImageFormat.Png);
+    public byte[] Render(ReadOnlySpan<float> latents, int channels, int height, int width)
+    {
+        Imaging.RgbImage image;
+        using (gate.Enter(CancellationToken.None)) image = decoders.Preview.DecodeImage(latents, channels, height, width);
+        return ImageCodec.Encode(image, ImageFormat.Png);
+    }
 }

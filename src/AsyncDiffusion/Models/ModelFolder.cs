@@ -88,6 +88,9 @@ public sealed class ModelFolder : IDisposable
             if (decoder.LatentChannels != unet.LatentChannels)
                 throw new ModelFolderException(
                     $"'{decoder.Path}' decodes {decoder.LatentChannels}-channel latents but '{unet.Path}' works on {unet.LatentChannels}; the VAE and UNet must come from the same model.");
+            if (unet.IsInpainting && encoder is null)
+                throw new ModelFolderException(
+                    $"'{unet.Path}' is an inpainting UNet ({unet.InputChannels} input channels), which needs the masked image's latents at every step, but '{path}' has no vae_encoder/model.onnx; export the model with its VAE encoder.");
             if (tokenizer.MaxLength < 3)
                 throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
 
@@ -161,6 +164,15 @@ public sealed class ModelFolder : IDisposable
         TimestepKind.FloatScalar => "optimum 1.24 or later (0-d float timestep)",
         _ => "optimum 1.6-1.23 or diffusers converter (float timestep [batch])",
     };
+
+    /// <summary>The operator profiles of the components that recorded one (component folder name → JSON file).</summary>
+    public IReadOnlyList<(string Component, string File)> EndProfiling()
+    {
+        var files = new List<(string, string)>();
+        foreach (var (name, component) in new (string, ModelComponent?)[] { ("text_encoder", TextEncoder), ("unet", UNet), ("vae_decoder", VaeDecoder), ("vae_encoder", VaeEncoder) })
+            if (component?.Model.EndProfiling() is { } file) files.Add((name, file));
+        return files;
+    }
 
     public void Dispose()
     {

@@ -171,7 +171,7 @@ public sealed class PipelineMathTests : IDisposable
         return trajectory;
     }
 
-    private static void AssertClose(float[] expected, float[] got, string what)
+    internal static void AssertClose(float[] expected, float[] got, string what)
     {
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-4 + 1e-4 * Math.Abs(expected[i]), $"{what}[{i}]: expected {expected[i]}, got {got[i]}");

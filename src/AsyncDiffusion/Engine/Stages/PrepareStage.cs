@@ -3,7 +3,7 @@ using AsyncDiffusion.Pipelines;
 namespace AsyncDiffusion.Engine.Stages;
 
 /// <summary>Takes queued jobs in order and prepares them (prompt states, init image, initial noise); their images join the denoise queue.</summary>
-internal sealed class PrepareStage(StageQueues queues, RequestPreparation preparation, JobRegistry registry)
+internal sealed class PrepareStage(StageQueues queues, RequestPreparation preparation, JobRegistry registry, ComputeGate gate)
 {
     public void Run(CancellationToken stop)
     {
@@ -14,8 +14,9 @@ internal sealed class PrepareStage(StageQueues queues, RequestPreparation prepar
             try
             {
                 job.MarkRunning();
-                foreach (var image in preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken))
-                    queues.Denoise.Add(new ImageInFlight(outputs, image));
+                IReadOnlyList<DenoisingImage> images;
+                using (gate.Enter(job.CancellationToken)) images = preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken);
+                foreach (var image in images) queues.Denoise.Add(new ImageInFlight(outputs, image));
             }
             catch (Exception e)
             {

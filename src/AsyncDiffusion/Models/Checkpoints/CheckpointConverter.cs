@@ -123,7 +123,6 @@ public static class CheckpointConverter
             },
             Vintage = Vintage,
             Half = import.Half,
-            PipelineClass = checkpoint.Kind.Inpainting ? "ORTStableDiffusionInpaintPipeline" : null,
             TokenizerFolder = checkpoint.TokenizerFolder,
             RequireEmptyTarget = target is not null,
             IndexEntries = new Dictionary<string, JsonNode?> { [MarkerKey] = marker },
@@ -137,8 +136,6 @@ public static class CheckpointConverter
     {
         var kind = checkpoint.Kind;
         decisions.Add($"model: {kind.Description}");
-        if (kind.Inpainting)
-            decisions.Add("note: inpainting UNet (9 input channels): converted as it is; generating with it needs AsyncDiffusion's inpainting support");
         SyntheticPreset architecture;
         PredictionType prediction;
         string why;

@@ -17,9 +17,6 @@ public sealed record ModelWriteOptions
     /// <summary>Extra model_index.json entries (a marker saying where the weights came from).</summary>
     public IReadOnlyDictionary<string, JsonNode?> IndexEntries { get; init; } = new Dictionary<string, JsonNode?>();
 
-    /// <summary>model_index.json's _class_name; null: the vintage's txt2img pipeline.</summary>
-    public string? PipelineClass { get; init; }
-
     /// <summary>A tokenizer folder to copy (vocab.json, merges.txt, …); null: CLIP's built-in vocabulary.</summary>
     public string? TokenizerFolder { get; init; }
 
@@ -153,7 +150,7 @@ public static class ModelWriter
         JsonArray Pair(string a, string b) => [a, b];
         var index = new JsonObject
         {
-            ["_class_name"] = options.PipelineClass ?? (legacy ? "OnnxStableDiffusionPipeline" : "ORTStableDiffusionPipeline"),
+            ["_class_name"] = (legacy ? "OnnxStableDiffusion" : "ORTStableDiffusion") + (preset.IsInpainting ? "InpaintPipeline" : "Pipeline"),
             ["_diffusers_version"] = "0.30.0",
             ["feature_extractor"] = new JsonArray(null, null),
             ["requires_safety_checker"] = false,

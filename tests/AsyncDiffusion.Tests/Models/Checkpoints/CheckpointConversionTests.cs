@@ -119,7 +119,7 @@ public class CheckpointConversionTests
     }
 
     [Fact]
-    public void AnInpaintingFileIsConvertedWithItsNineChannelsAndSaysSo()
+    public void AnInpaintingFileIsConvertedWithItsNineChannelsAndLoads()
     {
         using var dir = new TempFolder();
         string file = Path.Combine(dir.Path, "model.safetensors");
@@ -128,9 +128,11 @@ public class CheckpointConversionTests
         var converted = CheckpointConverter.Convert(new CheckpointImport { Source = file, Architecture = SyntheticPreset.Tiny },
             Path.Combine(dir.Path, "inpaint"), new CheckpointCache(Path.Combine(dir.Path, "cache")));
         Assert.True(converted.Kind.Inpainting);
-        Assert.Contains(converted.Decisions, d => d.Contains("inpainting support", StringComparison.Ordinal));
+        Assert.Contains("model: SD 1.x (CLIP ViT-L text encoder), inpainting UNet (9 input channels), single file", converted.Decisions);
         Assert.Equal(32 * 9 * 3 * 3, ModelProbe.Initializers(converted.Folder, "unet")["conv_in.weight"].Length);
         Assert.Contains("ORTStableDiffusionInpaintPipeline", File.ReadAllText(Path.Combine(converted.Folder, "model_index.json")));
+        using var model = AsyncDiffusion.Models.ModelFolder.Open(converted.Folder);
+        Assert.Equal(9, model.UNet.InputChannels);
     }
 
     [Theory]
