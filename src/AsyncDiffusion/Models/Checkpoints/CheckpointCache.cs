@@ -4,8 +4,8 @@ using System.Text.Json;
 namespace AsyncDiffusion.Models.Checkpoints;
 
 /// <summary>
-/// Where converted checkpoints live: <c>$ASYNCDIFFUSION_CACHE</c>, else <c>$XDG_CACHE_HOME/asyncdiffusion</c>,
-/// else <c>~/.cache/asyncdiffusion</c> (LocalApplicationData on Windows), under <c>checkpoints/</c>.
+/// Where converted checkpoints live: <c>$ASYNCDIFFUSION_CHECKPOINT_CACHE</c>, else <c>checkpoints/</c>
+/// in the <see cref="UserCache"/> folder.
 /// Files are identified by their SHA-256, remembered per path, size and modification time in
 /// <c>hashes.json</c> so a multi-GB checkpoint is hashed once, not on every load.
 /// </summary>
@@ -16,20 +16,8 @@ public sealed class CheckpointCache(string root)
 
     public string Root { get; } = Path.GetFullPath(root);
 
-    public static string DefaultRoot
-    {
-        get
-        {
-            string? own = Environment.GetEnvironmentVariable("ASYNCDIFFUSION_CACHE");
-            if (!string.IsNullOrWhiteSpace(own)) return Path.Combine(own, "checkpoints");
-            string? cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            if (string.IsNullOrWhiteSpace(cache))
-                cache = OperatingSystem.IsWindows()
-                    ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
-                    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(cache, "asyncdiffusion", "checkpoints");
-        }
-    }
+    public static string DefaultRoot =>
+        Environment.GetEnvironmentVariable("ASYNCDIFFUSION_CHECKPOINT_CACHE") is { Length: > 0 } own ? own : UserCache.Folder("checkpoints");
 
     public static CheckpointCache Default => new(DefaultRoot);
 

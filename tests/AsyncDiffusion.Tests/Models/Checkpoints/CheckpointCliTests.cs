@@ -8,18 +8,18 @@ namespace AsyncDiffusion.Tests.Models.Checkpoints;
 /// <summary>
 /// The command line with checkpoints: <c>models convert</c>, <c>--model FILE|DIFFUSERS_DIR</c> through the
 /// cache, and bad files refused with exit code 2, one line, nothing written. The cache goes to a
-/// scratch folder through ASYNCDIFFUSION_CACHE (tests in this class run one at a time).
+/// scratch folder through ASYNCDIFFUSION_CHECKPOINT_CACHE (tests in this class run one at a time).
 /// </summary>
 public sealed class CheckpointCliTests : IDisposable
 {
     private readonly TempFolder _dir = new();
-    private readonly string? _previous = Environment.GetEnvironmentVariable("ASYNCDIFFUSION_CACHE");
+    private readonly string? _previous = Environment.GetEnvironmentVariable("ASYNCDIFFUSION_CHECKPOINT_CACHE");
 
-    public CheckpointCliTests() => Environment.SetEnvironmentVariable("ASYNCDIFFUSION_CACHE", Path.Combine(_dir.Path, "cache"));
+    public CheckpointCliTests() => Environment.SetEnvironmentVariable("ASYNCDIFFUSION_CHECKPOINT_CACHE", Path.Combine(_dir.Path, "cache"));
 
     public void Dispose()
     {
-        Environment.SetEnvironmentVariable("ASYNCDIFFUSION_CACHE", _previous);
+        Environment.SetEnvironmentVariable("ASYNCDIFFUSION_CHECKPOINT_CACHE", _previous);
         _dir.Dispose();
     }
 
