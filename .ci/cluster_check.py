@@ -61,7 +61,7 @@ def main(nodes_file):
 
     jobs = []
     for i in range(JOBS):
-        body = {"prompt": f"cluster check {i}", "steps": STEPS, "seed": 1000 + i, "scheduler": "Euler a"}
+        body = {"prompt": f"cluster check {i}", "steps": STEPS, "seed": 1000 + i, "sampler_name": "Euler a"}
         status, job = call("POST", urls[i % 3] + "/api/v1/jobs", body, {"Idempotency-Key": f"check-{i}"})
         assert status == 202, f"job {i}: HTTP {status}"
         jobs.append((body, job["id"]))
