@@ -139,7 +139,10 @@ public static class BenchmarkCommand
         return reports;
     }
 
-    /// <summary>The same configurations on two models (e.g. fp32 and int8): per step, per image, throughput and peak memory side by side.</summary>
+    /// <summary>
+    /// The same configurations on two models (e.g. fp32 and int8): per step, per image, throughput
+    /// and peak memory side by side, with a ratio row (how many times faster the second model is; its peak memory as a fraction of the first's).
+    /// </summary>
     private static void WriteComparison(IAnsiConsole console, List<BenchmarkReport> a, List<BenchmarkReport> b)
     {
         var t = new Table().Border(TableBorder.Rounded).Title("[bold]comparison[/]").AddColumn("config").AddColumn("model")
@@ -151,7 +154,7 @@ public static class BenchmarkCommand
             foreach (var r in new[] { a[i], b[i] })
                 t.AddRow(Label(r), Markup.Escape(Path.GetFileName(r.Model.TrimEnd(Path.DirectorySeparatorChar))), $"{r.Stages.UNetStepMs:F0}", $"{r.Stages.UNetPerImageMs / 1000:F2}",
                     $"{r.Latency.P50 / 1000:F2}", $"{r.ImagesPerMinute:F2}", $"{r.PeakRssBytes / 1048576.0:F0}");
-            t.AddRow("", "[bold]second vs first[/]", $"{Ratio(a[i].Stages.UNetStepMs, b[i].Stages.UNetStepMs)} faster",
+            t.AddRow("", "[bold]ratio[/]", $"{Ratio(a[i].Stages.UNetStepMs, b[i].Stages.UNetStepMs)} faster",
                 $"{Ratio(a[i].Stages.UNetPerImageMs, b[i].Stages.UNetPerImageMs)} faster", $"{Ratio(a[i].Latency.P50, b[i].Latency.P50)} faster",
                 $"{Ratio(b[i].ImagesPerMinute, a[i].ImagesPerMinute)}", $"{(double)b[i].PeakRssBytes / Math.Max(1, a[i].PeakRssBytes):F2}×");
         }

@@ -175,6 +175,6 @@ public static class QuantizeCommand
             }),
             ["quality"] = r.Quality is null ? null : JsonDocument.Parse(r.Quality.ToJson()).RootElement,
         };
-        output.WriteLine(JsonSerializer.Serialize(payload, new JsonSerializerOptions { WriteIndented = true }));
+        output.WriteLine(JsonSerializer.Serialize(payload, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
     }
 }

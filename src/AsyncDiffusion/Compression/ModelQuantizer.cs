@@ -217,7 +217,7 @@ public static class ModelQuantizer
         var external = OnnxGraphInfo.ExternalDataFiles(model);
         var graph = OnnxGraph.Load(model);
         var plan = LayerSelection.Plan(graph, options.Exclude);
-        string calibrationSource = $"{calibration?.Runs ?? 0} runs: {options.CalibrationPrompts.Count} prompts × {options.CalibrationSteps} steps at {width}x{height}, CFG {options.GuidanceScale}";
+        string calibrationSource = $"{calibration?.Runs ?? 0} calls: {options.CalibrationPrompts.Count} prompts × {options.CalibrationSteps} steps at {width}x{height}, CFG {options.GuidanceScale}";
         var record = Int8Quantizer.Apply(graph, component, plan, calibration, options.Clipping, calibration is null ? null : calibrationSource);
 
         // Everything beside the model (config.json …) comes along; the old weights do not.

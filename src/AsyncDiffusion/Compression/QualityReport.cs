@@ -45,6 +45,7 @@ public sealed record QualityReport(IReadOnlyList<LayerSqnr> WeightSqnr, [propert
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // people read these files: keep ' and × as they are
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 

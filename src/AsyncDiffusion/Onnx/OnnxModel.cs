@@ -68,11 +68,11 @@ public sealed class OnnxModel : IDisposable
         try
         {
             if (Observer is not { } observer) return _session.Run(runOptions, inputNames, inputs, outputNames);
-            var extra = observer.Tensors.Where(t => !outputNames.Contains(t)).ToArray();
-            var all = _session.Run(runOptions, inputNames, inputs, [.. outputNames, .. extra]);
+            string[] names = [.. outputNames, .. observer.Tensors.Where(t => !outputNames.Contains(t))];
+            var all = _session.Run(runOptions, inputNames, inputs, names);
             try
             {
-                for (int i = 0; i < extra.Length; i++) observer.Observe(extra[i], all[outputNames.Count + i].GetTensorDataAsSpan<float>());
+                foreach (var tensor in observer.Tensors) observer.Observe(tensor, all[Array.IndexOf(names, tensor)].GetTensorDataAsSpan<float>());
             }
             catch
             {

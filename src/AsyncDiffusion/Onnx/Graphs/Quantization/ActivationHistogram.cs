@@ -24,16 +24,41 @@ public sealed record ActivationRange(float Low, float High)
 }
 
 /// <summary>
-/// Everything calibration learns about one tensor: exact min and max, and a histogram of its
-/// values on [−R, R] whose R doubles (merging neighbouring bins) when a larger value arrives,
-/// so any number of batches fits in fixed memory. Thread-safe.
+/// Everything calibration learns about one tensor: exact min and max, the range of each call
+/// (one <see cref="Add"/> per model run), and a histogram of its values on [−R, R] whose R
+/// doubles (merging neighbouring bins) when a larger value arrives, so any number of batches
+/// fits in fixed memory. Thread-safe.
 /// </summary>
 public sealed class ActivationHistogram
 {
     private const int Bins = 4096; // even halves either side of 0, divisible by 4 for merging
     private readonly long[] _counts = new long[Bins];
+    private readonly List<(float Min, float Max)> _calls = new();
     private readonly object _gate = new();
     private double _range;
+
+    /// <summary>Each call's min and max, in the order the calls came.</summary>
+    public IReadOnlyList<(float Min, float Max)> Calls
+    {
+        get { lock (_gate) return _calls.ToArray(); }
+    }
+
+    /// <summary>
+    /// How many times wider the widest call's range (including 0) is than the narrowest's: 1 for
+    /// a tensor whose scale never changes; large where the scale follows the input (a diffusion
+    /// model's residual stream over a trajectory), which one fixed range serves badly.
+    /// </summary>
+    public double CallRangeSpread
+    {
+        get
+        {
+            lock (_gate)
+            {
+                var widths = _calls.Select(c => (double)Math.Max(c.Max, 0) - Math.Min(c.Min, 0)).Where(w => w > 0).ToArray();
+                return widths.Length == 0 ? 1 : widths.Max() / widths.Min();
+            }
+        }
+    }
 
     public float Min { get; private set; } = float.PositiveInfinity;
     public float Max { get; private set; } = float.NegativeInfinity;
@@ -53,6 +78,7 @@ public sealed class ActivationHistogram
         lock (_gate)
         {
             NonFinite += nonFinite;
+            _calls.Add(min > max ? (0f, 0f) : (min, max));
             if (min > max) return;
             Min = Math.Min(Min, min);
             Max = Math.Max(Max, max);

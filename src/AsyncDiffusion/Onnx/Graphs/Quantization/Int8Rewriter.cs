@@ -11,7 +11,10 @@ namespace AsyncDiffusion.Onnx.Graphs.Quantization;
 /// <item>Conv → QuantizeLinear (u8, per tensor, shared by every conv reading the same tensor)
 /// → QLinearConv (s8 weights per output channel, int32 bias) → DequantizeLinear (u8, per tensor)
 /// back to the original output name. Explicit QLinearConv nodes, not QDQ pairs around a float
-/// Conv, so nothing depends on ONNX Runtime's QDQ fusion rules.</item>
+/// Conv, so nothing depends on ONNX Runtime's QDQ fusion rules. Where an input's range varies
+/// widely between calibration calls (a diffusion UNet's residual stream grows and shrinks
+/// over a trajectory), DynamicQuantizeLinear sets its scale per call instead, and the
+/// output's scale and the int32 bias follow it.</item>
 /// <item>MatMul/Gemm → com.microsoft.DynamicQuantizeMatMul (s8 weights per output column),
 /// folding a following bias Add into the node.</item>
 /// </list>
@@ -78,35 +81,58 @@ internal static class Int8Rewriter
         int cout = (int)dims[0];
         int perChannel = (int)(TensorData.ElementCount(weightTensor) / cout);
         var weights = WeightQuantization.PerChannel(TensorData.Floats(weightTensor), 1, cout, perChannel);
-
+        bool perCall = inputStats.CallRangeSpread > PerCallSpread && graph.DefaultOpset >= 11; // DynamicQuantizeLinear and Round: opset 11
         var inRange = inputStats.Choose(clipping);
         var outRange = outputStats.Choose(clipping);
         string prefix = layer.Weight;
         var nodes = new List<NodeProto>();
 
-        // One QuantizeLinear per activation tensor, shared by every conv that reads it.
+        // One quantization per activation tensor, shared by every conv that reads it.
         if (!quantizedInputs.TryGetValue(layer.Input, out var x))
         {
-            x = new QuantizedInput(graph.Fresh($"{layer.Input}_quantized"),
-                graph.AddInitializer(TensorData.FloatScalar(graph.Fresh($"{layer.Input}_scale"), inRange.Scale)),
-                graph.AddInitializer(TensorData.UInt8Scalar(graph.Fresh($"{layer.Input}_zero_point"), inRange.ZeroPoint)));
-            nodes.Add(Node("QuantizeLinear", "", [layer.Input, x.Scale, x.ZeroPoint], [x.Tensor], graph.Fresh($"{layer.Name}_quantize_input")));
+            if (perCall)
+            {
+                x = new QuantizedInput(graph.Fresh($"{layer.Input}_quantized"), graph.Fresh($"{layer.Input}_scale"), graph.Fresh($"{layer.Input}_zero_point"));
+                nodes.Add(Node("DynamicQuantizeLinear", "", [layer.Input], [x.Tensor, x.Scale, x.ZeroPoint], graph.Fresh($"{layer.Name}_quantize_input")));
+            }
+            else
+            {
+                x = new QuantizedInput(graph.Fresh($"{layer.Input}_quantized"),
+                    graph.AddInitializer(TensorData.FloatScalar(graph.Fresh($"{layer.Input}_scale"), inRange.Scale)),
+                    graph.AddInitializer(TensorData.UInt8Scalar(graph.Fresh($"{layer.Input}_zero_point"), inRange.ZeroPoint)));
+                nodes.Add(Node("QuantizeLinear", "", [layer.Input, x.Scale, x.ZeroPoint], [x.Tensor], graph.Fresh($"{layer.Name}_quantize_input")));
+            }
             quantizedInputs[layer.Input] = x;
         }
 
         string wq = graph.AddInitializer(TensorData.Int8(graph.Fresh($"{prefix}_int8"), dims, weights.Values));
         string ws = graph.AddInitializer(TensorData.Float(graph.Fresh($"{prefix}_scale"), [cout], weights.Scales));
         string wz = graph.AddInitializer(TensorData.Int8(graph.Fresh($"{prefix}_zero_point"), [cout], new sbyte[cout]));
-        string ys = graph.AddInitializer(TensorData.FloatScalar(graph.Fresh($"{layer.Output}_scale"), outRange.Scale));
         string yz = graph.AddInitializer(TensorData.UInt8Scalar(graph.Fresh($"{layer.Output}_zero_point"), outRange.ZeroPoint));
+        float outputScale = perCall ? OutputPerInputScale(inputStats, outputStats) : outRange.Scale;
+        string ys;
+        if (perCall)
+        {
+            // A convolution is linear: an input k times larger gives an output k times larger, so the
+            // output's scale follows the input's per-call scale by the largest ratio calibration saw.
+            ys = graph.Fresh($"{layer.Output}_scale");
+            nodes.Add(Node("Mul", "", [x.Scale, graph.AddInitializer(TensorData.FloatScalar(graph.Fresh($"{layer.Output}_scale_factor"), outputScale))], [ys],
+                graph.Fresh($"{layer.Name}_output_scale")));
+        }
+        else ys = graph.AddInitializer(TensorData.FloatScalar(graph.Fresh($"{layer.Output}_scale"), outputScale));
+
         var inputs = new List<string> { x.Tensor, x.Scale, x.ZeroPoint, wq, ws, wz, ys, yz };
         if (layer.Bias is not null)
         {
             var bias = TensorData.Floats(graph.ConstantTensor(layer.Bias)!);
-            var q = new int[bias.Length];
-            for (int c = 0; c < q.Length; c++)
-                q[c] = (int)Math.Clamp(Math.Round(bias[c] / ((double)inRange.Scale * weights.Scales[c]), MidpointRounding.ToEven), int.MinValue, int.MaxValue);
-            inputs.Add(graph.AddInitializer(TensorData.Int32(graph.Fresh($"{prefix}_bias_int32"), [cout], q)));
+            if (perCall) inputs.Add(RuntimeBias(graph, layer, bias, x.Scale, ws, nodes));
+            else
+            {
+                var q = new int[bias.Length];
+                for (int c = 0; c < q.Length; c++)
+                    q[c] = (int)Math.Clamp(Math.Round(bias[c] / ((double)inRange.Scale * weights.Scales[c]), MidpointRounding.ToEven), int.MinValue, int.MaxValue);
+                inputs.Add(graph.AddInitializer(TensorData.Int32(graph.Fresh($"{prefix}_bias_int32"), [cout], q)));
+            }
         }
         string yq = graph.Fresh($"{layer.Output}_quantized");
         var conv = Node(StaticConv, "", inputs.ToArray(), [yq], graph.Fresh($"{layer.Name}_int8"));
@@ -114,13 +140,47 @@ internal static class Int8Rewriter
         nodes.Add(conv);
         nodes.Add(Node("DequantizeLinear", "", [yq, ys, yz], [layer.Output], graph.Fresh($"{layer.Name}_dequantize_output")));
 
+        string mode = perCall ? ActivationModes.PerCall : ActivationModes.Static;
         var record = new QuantizedLayer(layer.Name, layer.OpType, layer.Weight, StaticConv, weights.Scales, weights.SqnrDb,
-            Activation(layer.Input, inRange, inputStats), Activation(layer.Output, outRange, outputStats));
+            Activation(layer.Input, mode, perCall ? 0 : inRange.Scale, perCall ? (byte)0 : inRange.ZeroPoint, inRange, inputStats),
+            Activation(layer.Output, mode, outputScale, outRange.ZeroPoint, outRange, outputStats));
         return (nodes, record);
     }
 
-    private static ActivationQuantization Activation(string tensor, ActivationRange range, ActivationHistogram stats) =>
-        new(tensor, range.Scale, range.ZeroPoint, stats.Min, stats.Max, range.Low, range.High);
+    /// <summary>Inputs whose calibration calls span a wider ratio of ranges than this get per-call scales (a fixed one would waste 2 bits or more on the smallest calls).</summary>
+    public const double PerCallSpread = 4;
+
+    // The largest output-to-input range ratio over the calibration calls.
+    private static float OutputPerInputScale(ActivationHistogram input, ActivationHistogram output)
+    {
+        static double Width((float Min, float Max) c) => (double)Math.Max(c.Max, 0) - Math.Min(c.Min, 0);
+        var inputs = input.Calls;
+        var outputs = output.Calls;
+        double ratio = 0;
+        for (int i = 0; i < Math.Min(inputs.Count, outputs.Count); i++)
+            if (Width(inputs[i]) > 0) ratio = Math.Max(ratio, Width(outputs[i]) / Width(inputs[i]));
+        return ratio > 0 ? (float)ratio : 1f;
+    }
+
+    // QLinearConv's int32 bias is in units of input scale × weight scale, so with a per-call input scale it is computed per call (Cout values).
+    private static string RuntimeBias(OnnxGraph graph, WeightLayer layer, float[] bias, string inputScale, string weightScales, List<NodeProto> nodes)
+    {
+        string b = graph.AddInitializer(TensorData.Float(graph.Fresh($"{layer.Weight}_bias"), [bias.Length], bias));
+        string tiny = graph.AddInitializer(TensorData.FloatScalar(graph.Fresh($"{layer.Weight}_bias_scale_floor"), 1e-30f));
+        string unit = graph.Fresh($"{layer.Weight}_bias_unit"), safe = graph.Fresh($"{layer.Weight}_bias_unit_safe");
+        string scaled = graph.Fresh($"{layer.Weight}_bias_scaled"), rounded = graph.Fresh($"{layer.Weight}_bias_rounded"), q = graph.Fresh($"{layer.Weight}_bias_int32");
+        nodes.Add(Node("Mul", "", [inputScale, weightScales], [unit], graph.Fresh($"{layer.Name}_bias_unit")));
+        nodes.Add(Node("Max", "", [unit, tiny], [safe], graph.Fresh($"{layer.Name}_bias_unit_safe"))); // an all-zero input has scale 0
+        nodes.Add(Node("Div", "", [b, safe], [scaled], graph.Fresh($"{layer.Name}_bias_scale")));
+        nodes.Add(Node("Round", "", [scaled], [rounded], graph.Fresh($"{layer.Name}_bias_round")));
+        var cast = Node("Cast", "", [rounded], [q], graph.Fresh($"{layer.Name}_bias_cast"));
+        cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Int32 });
+        nodes.Add(cast);
+        return q;
+    }
+
+    private static ActivationQuantization Activation(string tensor, string mode, float scale, byte zeroPoint, ActivationRange range, ActivationHistogram stats) =>
+        new(tensor, mode, scale, zeroPoint, stats.Min, stats.Max, range.Low, range.High, Math.Round(stats.CallRangeSpread, 2));
 
     private static (IReadOnlyList<NodeProto>, QuantizedLayer, NodeProto? FoldedAdd) Linear(OnnxGraph graph, WeightLayer layer)
     {

@@ -3,8 +3,27 @@ using System.Text.Json.Serialization;
 
 namespace AsyncDiffusion.Onnx.Graphs.Quantization;
 
-/// <summary>A uint8 activation quantization: the tensor, its scale and zero point, and the calibrated range it came from.</summary>
-public sealed record ActivationQuantization(string Tensor, float Scale, byte ZeroPoint, float ObservedMin, float ObservedMax, float ClipLow, float ClipHigh);
+/// <summary>A uint8 activation quantization: the tensor, how its scale is set, and the calibrated range it came from.</summary>
+/// <param name="Tensor">The float tensor quantized.</param>
+/// <param name="Mode">"static": <paramref name="Scale"/> and <paramref name="ZeroPoint"/> are fixed. "per-call": an input's
+/// scale and zero point are computed from each call's own range (DynamicQuantizeLinear); an output's scale is the input's
+/// per-call scale times <paramref name="Scale"/>, with the fixed <paramref name="ZeroPoint"/>.</param>
+/// <param name="Scale">The scale, or for a per-call output the factor on the input's scale.</param>
+/// <param name="ZeroPoint">The zero point (unused for per-call inputs).</param>
+/// <param name="ObservedMin">The least value calibration saw.</param>
+/// <param name="ObservedMax">The largest value calibration saw.</param>
+/// <param name="ClipLow">Lower end of the chosen range.</param>
+/// <param name="ClipHigh">Upper end of the chosen range.</param>
+/// <param name="CallRangeSpread">How many times the widest calibration call's range exceeds the narrowest's.</param>
+public sealed record ActivationQuantization(string Tensor, string Mode, float Scale, byte ZeroPoint, float ObservedMin, float ObservedMax, float ClipLow,
+    float ClipHigh, double CallRangeSpread);
+
+/// <summary>The ways an activation's uint8 scale is set.</summary>
+public static class ActivationModes
+{
+    public const string Static = "static";
+    public const string PerCall = "per-call";
+}
 
 /// <summary>One layer rewritten to int8.</summary>
 /// <param name="Node">The original node's name (its output where unnamed).</param>
@@ -39,18 +58,21 @@ public sealed record QuantizationRecord(string Format, string Scheme, string Com
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // people read these files: keep ' and × as they are
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     public int Convolutions => Layers.Count(l => l.QuantizedAs == "QLinearConv");
+    public int PerCallConvolutions => Layers.Count(l => l.Input?.Mode == ActivationModes.PerCall);
     public int Linears => Layers.Count(l => l.QuantizedAs == "DynamicQuantizeMatMul");
 
     /// <summary>One line for people: what is int8 and what stayed float.</summary>
     public string Summary()
     {
         var kept = Kept.GroupBy(k => k.OpType).Select(g => $"{g.Count()} {g.Key}");
-        return $"int8: {Convolutions} QLinearConv, {Linears} DynamicQuantizeMatMul; float: {(Kept.Count == 0 ? "none" : string.Join(", ", kept))}";
+        string perCall = PerCallConvolutions > 0 ? $" ({PerCallConvolutions} with per-call input ranges)" : "";
+        return $"int8: {Convolutions} QLinearConv{perCall}, {Linears} DynamicQuantizeMatMul; float: {(Kept.Count == 0 ? "none" : string.Join(", ", kept))}";
     }
 
     public void Save(string folder) => File.WriteAllText(Path.Combine(folder, FileName), JsonSerializer.Serialize(this, Json) + "\n");
