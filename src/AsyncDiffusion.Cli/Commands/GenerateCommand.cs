@@ -74,26 +74,14 @@ public static class GenerateCommand
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
-            Console.CancelKeyPress += onCancel;
-            try
+            return cli.Cancellable(cancellation =>
             {
-                var result = asJson ? pipeline.Run(plan, null, cancel.Token) : RunWithProgress(cli, pipeline, plan, cancel.Token);
+                var result = asJson ? pipeline.Run(plan, null, cancellation) : RunWithProgress(cli, pipeline, plan, cancellation);
                 var files = Save(result, parse.GetValue(output)!, imageFormat);
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
                 return 0;
-            }
-            catch (OperationCanceledException)
-            {
-                cli.Error.WriteLine("Cancelled; nothing was written.");
-                return 130;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            });
         }));
         return command;
     }

@@ -43,29 +43,17 @@ public static class QuantizeCommand
                 Clipping = ParseClipping(parse.GetValue(clip)!),
             };
 
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
-            Console.CancelKeyPress += onCancel;
-            try
+            return cli.Cancellable(cancellation =>
             {
                 bool asJson = parse.GetValue(json);
                 var result = asJson
-                    ? ModelQuantizer.Quantize(parse.GetValue(source)!, parse.GetValue(output)!, options, null, cancel.Token)
-                    : RunWithProgress(cli, parse.GetValue(source)!, parse.GetValue(output)!, options, cancel.Token);
+                    ? ModelQuantizer.Quantize(parse.GetValue(source)!, parse.GetValue(output)!, options, null, cancellation)
+                    : RunWithProgress(cli, parse.GetValue(source)!, parse.GetValue(output)!, options, cancellation);
                 if (reportFile is not null) result.Quality?.Save(reportFile);
                 if (asJson) WriteJson(cli.Output, result);
                 else WriteSummary(cli.Console, result);
                 return 0;
-            }
-            catch (OperationCanceledException)
-            {
-                cli.Error.WriteLine("Cancelled; nothing was written.");
-                return 130;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            });
         }));
         return command;
     }
