@@ -112,6 +112,11 @@ public static class FlopCounter
                 if (op is "Add" or "Sub" or "Mul" or "Div" && n.Input.All(v.ContainsKey))
                     v[n.Output[0]] = Elementwise(v[n.Input[0]], v[n.Input[1]], op);
                 break;
+            case "DynamicQuantizeLinear":
+                Out(In(0));
+                Out([], 1);
+                Out([], 2);
+                break;
             case "Shape":
                 var shp = In(0);
                 long start = Attr(n, "start") ?? 0, end = Attr(n, "end") ?? shp.Length;

@@ -39,6 +39,21 @@ public class QuantizeCommandTests
     }
 
     [Fact]
+    public void QuantizeShowsProgressThenTablesWithoutJson()
+    {
+        using var dir = new TempFolder();
+        string output = Path.Combine(dir.Path, "text-int8");
+        var (code, stdout, stderr) = Run("models", "quantize", TinyModels.Folder(), "--out", output, "--components", "text_encoder", "--calibration-steps", "2");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("quantized components", stdout);
+        Assert.Contains("12 DynamicQuantizeMatMul", stdout);
+        Assert.Contains("end to end", stdout);
+        Assert.Contains("TAESD decoder (real weights)", stdout);
+        Assert.Contains("Wrote ", stdout);
+        Assert.True(File.Exists(Path.Combine(output, "text_encoder", "quantization.json")));
+    }
+
+    [Fact]
     public void BenchmarkComparesTwoModelsInOneRun()
     {
         var (code, stdout, stderr) = Run("benchmark", "--model", TinyModels.Folder(), "--compare", QuantizedTinyModels.Folder, "--mode", "sync",
@@ -54,6 +69,7 @@ public class QuantizeCommandTests
         { "already quantized", ["models", "quantize", "{int8}", "--out", "{out}"], "is already quantized" },
         { "not a model folder", ["models", "quantize", "{empty}", "--out", "{out}"], "model_index.json' not found" },
         { "unwritable output", ["models", "quantize", "{tiny}", "--out", "/proc/asyncdiffusion-int8-test"], "Cannot write the output folder" },
+        { "fp16 export", ["models", "quantize", "{fp16}", "--out", "{out}"], "quantize the float32 export" },
         { "output exists", ["models", "quantize", "{tiny}", "--out", "{nonempty}"], "already exists and is not empty" },
         { "empty prompts file", ["models", "quantize", "{tiny}", "--out", "{out}", "--calibration-prompts", "{blank}"], "has no prompts" },
         { "missing prompts file", ["models", "quantize", "{tiny}", "--out", "{out}", "--calibration-prompts", "{missing}"], "not found" },
@@ -74,6 +90,7 @@ public class QuantizeCommandTests
         dir.File("nonempty/keep.txt", "mine");
         string blank = dir.File("blank.txt", "\n  \n# only a comment\n");
         var resolved = args.Select(a => a.Replace("{int8}", QuantizedTinyModels.Folder).Replace("{tiny}", TinyModels.Folder()).Replace("{empty}", empty)
+            .Replace("{fp16}", TinyModels.Folder(half: true))
             .Replace("{out}", output).Replace("{nonempty}", nonEmpty).Replace("{blank}", blank).Replace("{missing}", Path.Combine(dir.Path, "missing"))).ToArray();
         var (code, _, error) = Run(resolved);
         Assert.True(code == 2, $"{what}: exit {code}, {error}");

@@ -58,6 +58,11 @@ public class Int8RewriterTests(ITestOutputHelper log)
         Assert.All(record.Layers.Where(l => l.OpType == "MatMul"), l => Assert.Equal("DynamicQuantizeMatMul", l.QuantizedAs));
         Assert.All(record.Layers, l => Assert.True(l.WeightSqnrDb > 30, $"{l.Node}: weight SQNR {l.WeightSqnrDb:F1} dB"));
 
+        // Bias Adds and the attention's query scale Mul were absorbed into the int8 linear layers.
+        var linearOutputs = graph.Graph.Node.Where(n => n.OpType == Int8Rewriter.DynamicLinear).Select(n => n.Output[0]).ToHashSet();
+        Assert.DoesNotContain(graph.Graph.Node, n => n.OpType is "Add" or "Mul" && n.Input.Any(linearOutputs.Contains) && n.Input.Any(graph.IsConstant));
+        Assert.Contains(graph.Graph.Node, n => n.OpType == Int8Rewriter.DynamicLinear && n.Input.Count == 5); // with a bias
+
         using var fp32 = OnnxModel.FromBytes(TinyUNet().ToBytes(), "fp32", SessionSettings.Default);
         using var int8 = OnnxModel.FromBytes(graph.ToBytes(), "int8", SessionSettings.Default);
         foreach (var t in new[] { 999f, 500f, 50f })

@@ -96,6 +96,21 @@ public class ModelQuantizerTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void LegacyExportsKeepTheirWeightsFileAndSamplingEncoder()
+    {
+        using var dir = new TempFolder();
+        string output = Path.Combine(dir.Path, "legacy-int8");
+        ModelQuantizer.Quantize(TinyModels.Folder("legacy"), output, new QuantizeOptions { CalibrationSteps = 2, MeasureQuality = false });
+        Assert.Equal(["weights.pb"], OnnxGraphInfo.ExternalDataFiles(Path.Combine(output, "unet", "model.onnx")));
+        using var model = ModelFolder.Open(output);
+        Assert.Equal(TimestepKind.Int64PerItem, model.UNet.Timestep);
+        Assert.Equal(VaeEncoderOutput.LatentSample, model.VaeEncoder!.Output);
+        Assert.Contains("RandomNormalLike", OnnxGraphInfo.OperatorTypes(Path.Combine(output, "vae_encoder", "model.onnx")));
+        using var pipeline = new StableDiffusionPipeline(model);
+        Assert.Single(pipeline.Generate(new GenerationRequest { Prompt = "x", Steps = 2, Seed = 1 }).Images);
+    }
+
+    [Fact]
     public void ExcludedAndChosenComponentsStayFloat()
     {
         using var dir = new TempFolder();

@@ -16,7 +16,7 @@ namespace AsyncDiffusion.Onnx.Graphs.Quantization;
 /// over a trajectory), DynamicQuantizeLinear sets its scale per call instead, and the
 /// output's scale and the int32 bias follow it.</item>
 /// <item>MatMul/Gemm → com.microsoft.DynamicQuantizeMatMul (s8 weights per output column),
-/// folding a following bias Add into the node.</item>
+/// absorbing a following bias Add and scale Mul into the node.</item>
 /// </list>
 /// Downstream nodes keep reading the original tensor names, so the rest of the graph is untouched.
 /// </summary>
@@ -60,9 +60,9 @@ internal static class Int8Rewriter
             }
             else
             {
-                var (nodes, record, foldedAdd) = Linear(graph, layer);
+                var (nodes, record, absorbed) = Linear(graph, layer);
                 replacements[layer.Node] = nodes;
-                if (foldedAdd is not null) replacements[foldedAdd] = [];
+                foreach (var node in absorbed) replacements[node] = [];
                 layers.Add(record);
                 usesMicrosoft = true;
             }
@@ -182,7 +182,7 @@ internal static class Int8Rewriter
     private static ActivationQuantization Activation(string tensor, string mode, float scale, byte zeroPoint, ActivationRange range, ActivationHistogram stats) =>
         new(tensor, mode, scale, zeroPoint, stats.Min, stats.Max, range.Low, range.High, Math.Round(stats.CallRangeSpread, 2));
 
-    private static (IReadOnlyList<NodeProto>, QuantizedLayer, NodeProto? FoldedAdd) Linear(OnnxGraph graph, WeightLayer layer)
+    private static (IReadOnlyList<NodeProto>, QuantizedLayer, IReadOnlyList<NodeProto> Absorbed) Linear(OnnxGraph graph, WeightLayer layer)
     {
         var weightTensor = graph.ConstantTensor(layer.Weight)!;
         var w = TensorData.Floats(weightTensor);
@@ -200,16 +200,27 @@ internal static class Int8Rewriter
             if (alpha != 1f) for (int i = 0; i < w.Length; i++) w[i] *= alpha;
             if (layer.Bias is not null) bias = TensorData.Floats(graph.ConstantTensor(layer.Bias)!).Select(b => b * beta).ToArray();
         }
-        var weights = WeightQuantization.PerChannel(w, rows, cols, 1);
 
+        // What exporters write after a linear layer and the int8 kernel can do itself: a bias Add,
+        // and a scale Mul (attention's 1/√d on the queries), which float graphs fuse into the MatMul.
         string output = layer.Output;
-        NodeProto? folded = null;
-        if (bias is null && FoldableBias(graph, layer, cols) is { } add)
+        var absorbed = new List<NodeProto>();
+        while (layer.OpType == "MatMul" && Absorbable(graph, output, cols) is { } next)
         {
-            folded = add.Node;
-            bias = add.Bias;
-            output = add.Node.Output[0];
+            if (next.Scale is float scale)
+            {
+                for (int i = 0; i < w.Length; i++) w[i] *= scale;
+                if (bias is not null) for (int i = 0; i < bias.Length; i++) bias[i] *= scale;
+            }
+            else
+            {
+                bias ??= new float[cols];
+                for (int i = 0; i < cols; i++) bias[i] += next.Bias![i];
+            }
+            absorbed.Add(next.Node);
+            output = next.Node.Output[0];
         }
+        var weights = WeightQuantization.PerChannel(w, rows, cols, 1);
 
         string prefix = layer.Weight;
         var inputs = new List<string>
@@ -221,20 +232,22 @@ internal static class Int8Rewriter
         };
         if (bias is not null) inputs.Add(graph.AddInitializer(TensorData.Float(graph.Fresh($"{prefix}_bias"), [cols], bias)));
         var node = Node(DynamicLinear, Microsoft, inputs.ToArray(), [output], graph.Fresh($"{layer.Name}_int8"));
-        return ([node], new QuantizedLayer(layer.Name, layer.OpType, layer.Weight, DynamicLinear, weights.Scales, weights.SqnrDb, null, null), folded);
+        return ([node], new QuantizedLayer(layer.Name, layer.OpType, layer.Weight, DynamicLinear, weights.Scales, weights.SqnrDb, null, null), absorbed);
     }
 
-    // MatMul → Add(constant [N]) as exporters write a linear layer: the Add becomes the kernel's bias.
-    private static (NodeProto Node, float[] Bias)? FoldableBias(OnnxGraph graph, WeightLayer layer, int columns)
+    // The only consumer of a linear layer's output, when it is an Add of a 1-D [N] constant or a Mul by a scalar constant.
+    private static (NodeProto Node, float[]? Bias, float? Scale)? Absorbable(OnnxGraph graph, string output, int columns)
     {
-        if (layer.OpType != "MatMul" || graph.GraphOutputs.Contains(layer.Output)) return null;
-        var consumers = graph.Consumers(layer.Output);
-        if (consumers.Count != 1 || consumers[0] is not { OpType: "Add", Domain: "" or "ai.onnx" } add || add.Input.Count != 2) return null;
-        string other = add.Input[0] == layer.Output ? add.Input[1] : add.Input[0];
-        if (other == layer.Output || graph.ConstantTensor(other) is not { } tensor || !TensorData.IsFloat(tensor)) return null;
-        // Only a 1-D bias: a [1, 1, N] one would also broadcast the output to a higher rank.
-        if (tensor.Dims.Count != 1 || tensor.Dims[0] != columns) return null;
-        return (add, TensorData.Floats(tensor));
+        if (graph.GraphOutputs.Contains(output)) return null;
+        var consumers = graph.Consumers(output);
+        if (consumers.Count != 1 || consumers[0] is not { OpType: "Add" or "Mul", Domain: "" or "ai.onnx" } op || op.Input.Count != 2) return null;
+        string other = op.Input[0] == output ? op.Input[1] : op.Input[0];
+        if (other == output || graph.ConstantTensor(other) is not { } tensor || !TensorData.IsFloat(tensor)) return null;
+        if (op.OpType == "Mul")
+            // Only a true scalar: a [1, 1, 1] one would also broadcast the output to a higher rank.
+            return tensor.Dims.Count == 0 || (tensor.Dims.Count == 1 && tensor.Dims[0] == 1) ? (op, null, TensorData.Floats(tensor)[0]) : null;
+        // Only a 1-D bias, for the same reason.
+        return tensor.Dims.Count == 1 && tensor.Dims[0] == columns ? (op, TensorData.Floats(tensor), null) : null;
     }
 
     private sealed record QuantizedInput(string Tensor, string Scale, string ZeroPoint);
