@@ -81,7 +81,7 @@ internal static class LayerSelection
                 return $"excluded by pattern '{pattern}'";
         var weight = graph.ConstantTensor(layer.Weight)!;
         if (!TensorData.IsFloat(weight)) return $"weights are {(TensorProto.Types.DataType)weight.DataType}, not float32";
-        if (layer.Bias is not null && graph.ConstantTensor(layer.Bias) is not { } b)
+        if (layer.Bias is not null && graph.ConstantTensor(layer.Bias) is null)
             return "bias is computed, not a constant";
         if (layer.Bias is not null && !TensorData.IsFloat(graph.ConstantTensor(layer.Bias)!)) return "bias is not float32";
         if (flow.DependsOnlyOnScalarInputs(layer.Input)) return "time embedding: its input depends only on the timestep";
