@@ -98,28 +98,16 @@ public static class GenerateCommand
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
-            Console.CancelKeyPress += onCancel;
-            try
+            return cli.Cancellable(cancellation =>
             {
-                var result = asJson ? pipeline.Run(plan, null, cancel.Token, timeline) : RunWithProgress(cli, pipeline, plan, cancel.Token, timeline);
+                var result = asJson ? pipeline.Run(plan, null, cancellation, timeline) : RunWithProgress(cli, pipeline, plan, cancellation, timeline);
                 var files = Save(result, parse.GetValue(output)!, imageFormat);
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
                 if (parse.GetValue(profile) is { } profileFolder)
                     ProfileReport.Write(cli, profileFolder, OperatorProfile.Summarize(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
                 return 0;
-            }
-            catch (OperationCanceledException)
-            {
-                cli.Error.WriteLine("Cancelled; nothing was written.");
-                return 130;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            });
         }));
         return command;
     }

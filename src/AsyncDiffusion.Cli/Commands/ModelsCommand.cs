@@ -1,21 +1,24 @@
 using System.CommandLine;
 using System.Text.Json;
+using AsyncDiffusion.Compression;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Models.Checkpoints;
+using AsyncDiffusion.Onnx.Graphs.Quantization;
 using AsyncDiffusion.Models.Synthetic;
 using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion models create-synthetic | convert | inspect</c>.</summary>
+/// <summary><c>asyncdiffusion models create-synthetic | convert | inspect | quantize</c>.</summary>
 public static class ModelsCommand
 {
     public static Command Create(CliContext cli)
     {
-        var command = new Command("models", "Create synthetic model folders, convert checkpoints and inspect models.");
+        var command = new Command("models", "Create synthetic model folders, convert checkpoints, inspect models and quantize them to int8.");
         command.Subcommands.Add(CreateSynthetic(cli));
         command.Subcommands.Add(Convert(cli));
         command.Subcommands.Add(Inspect(cli));
+        command.Subcommands.Add(QuantizeCommand.Create(cli));
         return command;
     }
 
@@ -88,7 +91,7 @@ public static class ModelsCommand
         var folder = new Argument<string>("model") { Description = CheckpointOptions.ModelHelp };
         var json = new Option<bool>("--json") { Description = "Print the contract as JSON." };
         var checkpoint = new CheckpointOptions();
-        var command = new Command("inspect", "Open a model and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts.")
+        var command = new Command("inspect", "Open a model and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts, quantization.")
         {
             folder, json,
         };
@@ -112,7 +115,7 @@ public static class ModelsCommand
     private static Dictionary<string, object?> Describe(ModelFolder m)
     {
         string unetFile = Path.Combine(m.Path, "unet", "model.onnx");
-        return new Dictionary<string, object?>
+        var report = new Dictionary<string, object?>
         {
             ["folder"] = m.Path,
             ["pipeline"] = m.PipelineClass,
@@ -137,6 +140,16 @@ public static class ModelsCommand
             ["vae.scaling_factor"] = m.ScalingFactor,
             ["vae_decoder.parameters"] = OnnxGraphInfo.ParameterCount(Path.Combine(m.Path, "vae_decoder", "model.onnx")),
             ["vae_encoder"] = m.VaeEncoder is null ? "absent (no img2img)" : m.VaeEncoder.Output.ToString(),
+            ["quantization"] = m.Quantization is null ? "none (float)" : $"int8: {string.Join(", ", m.Quantization.Keys)}",
         };
+        foreach (var component in QuantizeOptions.AllComponents)
+        {
+            string folder = Path.Combine(m.Path, component);
+            if (QuantizationRecord.Load(folder) is not { } record) continue;
+            report[$"{component}.quantization"] = record.Summary();
+            report[$"{component}.int8_weights"] = OnnxGraphInfo.Int8ParameterCount(Path.Combine(folder, "model.onnx"));
+            if (record.Calibration is { } c) report[$"{component}.calibration"] = $"{c.Source}; clipping {c.Clipping}";
+        }
+        return report;
     }
 }

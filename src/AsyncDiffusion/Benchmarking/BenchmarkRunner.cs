@@ -91,6 +91,8 @@ public static class BenchmarkRunner
             probe = MachineProbe.Run(threadsPerCall);
         }
 
+        // Each run reports its own peak, also when several run in one process (sweeps, --compare).
+        PeakMemory.ResetProcessPeak();
         log("Loading the model…");
         var load = Stopwatch.StartNew();
         using var engine = DiffusionEngine.Open(settings.ModelFolder, settings.Engine);

@@ -24,6 +24,12 @@ public sealed class ModelFolder : IDisposable
     /// <summary>Set for synthetic model folders (real architecture, random weights): the preset name.</summary>
     public string? SyntheticPreset { get; }
 
+    /// <summary>The key in model_index.json that marks a folder written by <c>models quantize</c>.</summary>
+    public const string QuantizationMarkerKey = "asyncdiffusion_quantization";
+
+    /// <summary>For quantized folders: each quantized component and a summary of what in it is int8.</summary>
+    public IReadOnlyDictionary<string, string>? Quantization { get; }
+
     public ClipTokenizer Tokenizer { get; }
     public SchedulerConfig SchedulerConfig { get; }
     public TextEncoder TextEncoder { get; }
@@ -42,12 +48,13 @@ public sealed class ModelFolder : IDisposable
     /// <summary>The size the model was made for: the UNet's sample size × the VAE factor (512 when unknown).</summary>
     public int NativeSize => UNet.SampleSize is int s ? s * VaeScaleFactor : 512;
 
-    private ModelFolder(string path, string? pipelineClass, string? synthetic, ClipTokenizer tokenizer, SchedulerConfig scheduler,
+    private ModelFolder(string path, ModelIndex index, ClipTokenizer tokenizer, SchedulerConfig scheduler,
         TextEncoder text, UNet unet, VaeDecoder decoder, VaeEncoder? encoder)
     {
         Path = path;
-        PipelineClass = pipelineClass;
-        SyntheticPreset = synthetic;
+        PipelineClass = index.PipelineClass;
+        SyntheticPreset = index.Synthetic;
+        Quantization = index.Quantization;
         Tokenizer = tokenizer;
         SchedulerConfig = scheduler;
         TextEncoder = text;
@@ -64,7 +71,7 @@ public sealed class ModelFolder : IDisposable
         if (!Directory.Exists(path))
             throw new ModelFolderException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
         RejectUnsupportedLayouts(path);
-        var (pipelineClass, synthetic) = ReadModelIndex(path);
+        var index = ReadModelIndex(path);
 
         foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
             if (!Directory.Exists(System.IO.Path.Combine(path, required)))
@@ -94,7 +101,7 @@ public sealed class ModelFolder : IDisposable
             if (tokenizer.MaxLength < 3)
                 throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
 
-            return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder);
+            return new ModelFolder(path, index, tokenizer, scheduler, text, unet, decoder, encoder);
         }
         catch
         {
@@ -118,7 +125,9 @@ public sealed class ModelFolder : IDisposable
             throw new ModelFolderException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
-    private static (string? PipelineClass, string? Synthetic) ReadModelIndex(string path)
+    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization);
+
+    private static ModelIndex ReadModelIndex(string path)
     {
         string index = System.IO.Path.Combine(path, "model_index.json");
         if (!File.Exists(index))
@@ -133,7 +142,14 @@ public sealed class ModelFolder : IDisposable
             if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
                 throw new ModelFolderException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
             string? synthetic = root.TryGetProperty(SyntheticMarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
-            return (cls, synthetic);
+            Dictionary<string, string>? quantization = null;
+            if (root.TryGetProperty(QuantizationMarkerKey, out var q))
+            {
+                quantization = new Dictionary<string, string>();
+                if (q.ValueKind == JsonValueKind.Object && q.TryGetProperty("components", out var parts) && parts.ValueKind == JsonValueKind.Object)
+                    foreach (var part in parts.EnumerateObject()) quantization[part.Name] = part.Value.ToString();
+            }
+            return new ModelIndex(cls, synthetic, quantization);
         }
         catch (JsonException e)
         {

@@ -179,7 +179,7 @@ public sealed class PipelineMathTests : IDisposable
 
     internal static RgbImage InitImage()
     {
-        var chw = TaesdTests.TestImage("photo");
+        var chw = TestPatterns.Chw("photo", 128);
         var image = RgbImage.Create(128, 128);
         for (int i = 0; i < 128 * 128; i++)
             for (int c = 0; c < 3; c++) image.Pixels[i * 3 + c] = (byte)Math.Round(chw[c * 128 * 128 + i] * 255);
