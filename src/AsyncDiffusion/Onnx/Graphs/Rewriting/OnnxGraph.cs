@@ -37,8 +37,13 @@ internal sealed class OnnxGraph
 
     public IReadOnlyCollection<string> GraphOutputs => Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
 
-    /// <summary>Reads a model file and the external data files it names (which must lie beside it).</summary>
-    public static OnnxGraph Load(string path)
+    /// <summary>
+    /// Reads a model file and the external data files it names (which must lie beside it). Without
+    /// <paramref name="externalData"/>, tensors kept in external files stay references (their
+    /// values are not available, and saving the graph elsewhere needs the files' folder): enough
+    /// for rewrites that only read small constants, without a second copy of the weights.
+    /// </summary>
+    public static OnnxGraph Load(string path, bool externalData = true)
     {
         if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
         ModelProto model;
@@ -52,6 +57,7 @@ internal sealed class OnnxGraph
             throw new ModelFolderException($"'{path}' is not a readable ONNX protobuf ({e.Message}).");
         }
         if (model.Graph is null) throw new ModelFolderException($"'{path}' has no graph; expected an ONNX model.");
+        if (!externalData) return new OnnxGraph(model, path);
         string folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         foreach (var tensor in model.Graph.Initializer)
             if (tensor.DataLocation == TensorProto.Types.DataLocation.External) LoadExternal(tensor, folder, path);
@@ -159,6 +165,36 @@ internal sealed class OnnxGraph
         foreach (var t in unused) Graph.Initializer.Remove(t);
         Reindex();
     }
+
+    /// <summary>
+    /// Removes nodes whose outputs nothing reads (what a rewrite left behind: the head splits and
+    /// shape computations of a fused attention), then the initializers nothing reads any more.
+    /// Nodes with subgraphs keep every tensor their subgraphs name alive.
+    /// </summary>
+    public void RemoveUnusedNodes()
+    {
+        var live = new HashSet<string>(Graph.Output.Select(o => o.Name), StringComparer.Ordinal);
+        var kept = new List<NodeProto>(Graph.Node.Count);
+        for (int n = Graph.Node.Count - 1; n >= 0; n--)
+        {
+            var node = Graph.Node[n];
+            if (!node.Output.Any(live.Contains)) continue;
+            kept.Add(node);
+            live.UnionWith(node.Input.Where(i => i.Length > 0));
+            foreach (var sub in node.Attribute.SelectMany(a => a.G is null ? a.Graphs : a.Graphs.Append(a.G)))
+                live.UnionWith(SubgraphNames(sub));
+        }
+        if (kept.Count == Graph.Node.Count) return;
+        kept.Reverse();
+        Graph.Node.Clear();
+        Graph.Node.AddRange(kept);
+        var unused = Graph.Initializer.Where(t => !live.Contains(t.Name)).ToList();
+        foreach (var t in unused) Graph.Initializer.Remove(t);
+        Reindex();
+    }
+
+    private static IEnumerable<string> SubgraphNames(GraphProto graph) =>
+        graph.Node.SelectMany(n => n.Input.Concat(n.Attribute.SelectMany(a => a.G is null ? a.Graphs : a.Graphs.Append(a.G)).SelectMany(SubgraphNames)));
 
     /// <summary>Adds graph outputs for the given tensors (float), for calibration copies.</summary>
     public void ExposeAsOutputs(IEnumerable<string> tensors)

@@ -21,6 +21,26 @@ internal static class TensorData
         return t.FloatData.ToArray();
     }
 
+    /// <summary>
+    /// The values of a small numeric tensor (float, double or integer types) as doubles; null for
+    /// other types and for data that still lives in an external file.
+    /// </summary>
+    public static double[]? Numbers(TensorProto t)
+    {
+        if (t.DataLocation == TensorProto.Types.DataLocation.External) return null;
+        var raw = t.RawData.Span;
+        return (TensorProto.Types.DataType)t.DataType switch
+        {
+            TensorProto.Types.DataType.Float => raw.IsEmpty ? t.FloatData.Select(v => (double)v).ToArray() : MemoryMarshal.Cast<byte, float>(raw).ToArray().Select(v => (double)v).ToArray(),
+            TensorProto.Types.DataType.Double => raw.IsEmpty ? t.DoubleData.ToArray() : MemoryMarshal.Cast<byte, double>(raw).ToArray(),
+            TensorProto.Types.DataType.Int64 => raw.IsEmpty ? t.Int64Data.Select(v => (double)v).ToArray() : MemoryMarshal.Cast<byte, long>(raw).ToArray().Select(v => (double)v).ToArray(),
+            TensorProto.Types.DataType.Int32 => raw.IsEmpty ? t.Int32Data.Select(v => (double)v).ToArray() : MemoryMarshal.Cast<byte, int>(raw).ToArray().Select(v => (double)v).ToArray(),
+            _ => null,
+        };
+    }
+
+    public static bool IsInteger(TensorProto t) => (TensorProto.Types.DataType)t.DataType is TensorProto.Types.DataType.Int64 or TensorProto.Types.DataType.Int32;
+
     public static TensorProto Float(string name, long[] dims, ReadOnlySpan<float> values) =>
         Raw(name, TensorProto.Types.DataType.Float, dims, MemoryMarshal.AsBytes(values));
 
