@@ -59,7 +59,7 @@ public class PykeExportTests(ITestOutputHelper log)
     }
 
     // The VAE encoder samples inside the graph with an unseeded RandomNormalLike: seed it, so both graphs draw the same noise.
-    private static byte[] Seeded(byte[] model)
+    internal static byte[] Seeded(byte[] model)
     {
         var graph = OnnxGraph.FromBytes(model, "seeded");
         foreach (var node in graph.Graph.Node.Where(n => n.OpType == "RandomNormalLike"))

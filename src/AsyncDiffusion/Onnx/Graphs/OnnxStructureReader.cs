@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Onnx;
 
 namespace AsyncDiffusion.Onnx.Graphs;
@@ -14,13 +15,30 @@ public static class OnnxStructureReader
     private static readonly HashSet<int> TensorDataFields = [4, 5, 6, 7, 9, 10, 11]; // float/int32/string/int64/raw/double/uint64 data
 
     /// <summary>The model with every initializer's data dropped when it is larger than <paramref name="keepDataUpTo"/> bytes (dims, names, types stay).</summary>
-    public static ModelProto Read(string path, int keepDataUpTo = 4096)
+    public static ModelProto Read(string path, int keepDataUpTo = 4096) => Read(path, keepDataUpTo, null);
+
+    /// <summary>
+    /// The model with every large initializer's data left where it is: the tensor becomes an
+    /// external-data reference into the model file itself (location: the file's name, offset and
+    /// length of its bytes), which ONNX Runtime reads when the model is loaded from memory with
+    /// the file's folder as the external data folder. So a rewritten graph costs no second copy
+    /// of inline weights. Null when some large tensor keeps its data in a form that cannot be
+    /// referenced (integer or string lists).
+    /// </summary>
+    public static ModelProto? ReadReferencingWeights(string path, int keepDataUpTo = 4096)
+    {
+        var references = new References(Path.GetFileName(path));
+        var model = Read(path, keepDataUpTo, references);
+        return references.Complete ? model : null;
+    }
+
+    private static ModelProto Read(string path, int keepDataUpTo, References? references)
     {
         using var input = new BufferedStream(File.OpenRead(path), 1 << 16);
         var filtered = new MemoryStream();
         try
         {
-            Copy(input, input.Length, Level.Model, filtered, keepDataUpTo);
+            Copy(input, input.Length, Level.Model, filtered, keepDataUpTo, references);
             filtered.Position = 0;
             return ModelProto.Parser.ParseFrom(filtered);
         }
@@ -32,8 +50,19 @@ public static class OnnxStructureReader
 
     private enum Level { Model, Graph, Tensor, Other }
 
-    private static void Copy(Stream input, long end, Level level, Stream output, int keep)
+    /// <summary>Where skipped tensor bytes lie in the file, so they can be referenced instead of copied.</summary>
+    private sealed class References(string fileName)
     {
+        public string FileName { get; } = fileName;
+        public bool Complete { get; set; } = true;
+    }
+
+    // Data fields whose bytes are the tensor's little-endian values, as raw_data holds them: raw_data, packed float_data, packed double_data.
+    private static readonly HashSet<int> RawLayoutFields = [9, 4, 10];
+
+    private static void Copy(Stream input, long end, Level level, Stream output, int keep, References? references)
+    {
+        (long Offset, long Length)? skipped = null;
         while (input.Position < end)
         {
             ulong tag = ReadVarint(input);
@@ -60,6 +89,11 @@ public static class OnnxStructureReader
                     };
                     if (level == Level.Tensor && TensorDataFields.Contains(field) && length > keep)
                     {
+                        if (references is not null)
+                        {
+                            if (RawLayoutFields.Contains(field)) skipped = (input.Position, length);
+                            else references.Complete = false;
+                        }
                         input.Seek(length, SeekOrigin.Current); // the weights: not needed for structure
                         break;
                     }
@@ -72,7 +106,7 @@ public static class OnnxStructureReader
                     else
                     {
                         var sub = new MemoryStream();
-                        Copy(input, input.Position + length, inner, sub, keep);
+                        Copy(input, input.Position + length, inner, sub, keep, references);
                         WriteVarint(output, (ulong)sub.Length);
                         sub.Position = 0;
                         sub.CopyTo(output);
@@ -80,6 +114,19 @@ public static class OnnxStructureReader
                     break;
                 default:
                     throw new InvalidDataException($"wire type {wire} is not valid protobuf");
+            }
+        }
+        if (skipped is { } data && references is not null)
+        {
+            // data_location = EXTERNAL and external_data {location, offset, length}: the bytes stay in the file.
+            WriteVarint(output, (14 << 3) | 0);
+            WriteVarint(output, 1);
+            foreach (var (key, value) in new[] { ("location", references.FileName), ("offset", data.Offset.ToString()), ("length", data.Length.ToString()) })
+            {
+                var entry = new StringStringEntryProto { Key = key, Value = value }.ToByteArray();
+                WriteVarint(output, (13 << 3) | 2);
+                WriteVarint(output, (ulong)entry.Length);
+                output.Write(entry);
             }
         }
     }

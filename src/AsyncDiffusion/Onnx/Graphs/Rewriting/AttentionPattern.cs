@@ -30,7 +30,7 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
             if (ValueConsumers(graph, t) != 1 || graph.GraphOutputs.Contains(t) || graph.Producer(t) is not { } p || !IsDefault(p)) return null;
             if (p.OpType == "MatMul") scores = p;
             else if (PassThrough(graph, p)) t = p.Input[0];
-            else if (ScaleFactor(graph, p, t) is { } scale) { scales.Add(scale); t = Other(p, scale.Factor); }
+            else if (ScaleFactor(graph, p) is { } scale) { scales.Add(scale); t = Other(p, scale.Factor); }
             else if (p.OpType == "Add" && p.Input.Count == 2 && IsZeroTerm(graph, p.Input[1])) t = p.Input[0];
             else if (p.OpType == "Add" && p.Input.Count == 2 && IsZeroTerm(graph, p.Input[0])) t = p.Input[1];
             else return null;
@@ -42,7 +42,7 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
         NodeProto? context = null;
         for (int i = 0; i < MaxChain && context is null; i++)
         {
-            if (graph.Consumers(t) is not [var c] || graph.GraphOutputs.Contains(t) || !IsDefault(c)) return null;
+            if (ValueReaders(graph, t) is not [var c] || graph.GraphOutputs.Contains(t) || !IsDefault(c)) return null;
             if (c.OpType == "MatMul" && c.Input[0] == t) context = c;
             else if (PassThrough(graph, c)) t = c.Output[0];
             else return null;
@@ -65,7 +65,7 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
         NodeProto? last = null;
         for (int i = 0; i < MaxChain && last is null; i++)
         {
-            if (graph.Consumers(t) is not [var c] || graph.GraphOutputs.Contains(t) || !IsDefault(c)) return null;
+            if (ValueReaders(graph, t) is not [var c] || graph.GraphOutputs.Contains(t) || !IsDefault(c)) return null;
             if (c.OpType == "Transpose") layout = layout.Transpose(Ints(c, "perm"));
             else if (c.OpType == "Reshape" && arithmetic.Elements(c.Input[1]) is { } target && layout.Reshape(target, sizes.Of) is { } reshaped) layout = reshaped;
             else if (!PassThrough(graph, c)) return null;
@@ -105,7 +105,7 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
                 chain.Add(p);
                 if (p.OpType == "Reshape" && probe.Elements(p.Input[1]) is { Length: 4 }) split = p;
                 else if (p.OpType is "Reshape" or "Transpose" || PassThrough(graph, p)) t = p.Input[0];
-                else if (scales is not null && ScaleFactor(graph, p, t) is { } scale) t = Other(p, scale.Factor);
+                else if (scales is not null && ScaleFactor(graph, p) is { } scale) t = Other(p, scale.Factor);
                 else return null;
             }
             if (split is null) return null;
@@ -125,7 +125,11 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
                     layout = next;
                 }
                 else if (node.OpType == "Transpose") layout = layout.Transpose(Ints(node, "perm"));
-                else if (node.OpType is "Mul" or "Div" && !PassThrough(graph, node)) scales!.Add(ScaleFactor(graph, node, current)!.Value);
+                else if (node.OpType is "Mul" or "Div")
+                {
+                    if (ScaleFactor(graph, node) is not { } scale || Other(node, scale.Factor) != current) return null;
+                    scales!.Add(scale);
+                }
                 if (layout.Rank == 0) return null;
                 current = node.Output[0];
                 sizes.Record(current, layout);
@@ -204,13 +208,29 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
     private static bool PassThrough(OnnxGraph graph, NodeProto node) =>
         node.OpType == "Identity" || (node.OpType == "Cast" && (node.Attribute.FirstOrDefault(a => a.Name == "to")?.I ?? 0) == (long)TensorProto.Types.DataType.Float);
 
-    // A Mul by, or Div by, a one-element tensor that is not the chain tensor.
-    private static (NodeProto Node, string Factor, bool Divide)? ScaleFactor(OnnxGraph graph, NodeProto node, string chainTensor)
+    // A Mul or Div by a factor computed from constants and shapes alone (its value is checked later); the other input carries the values.
+    private static (NodeProto Node, string Factor, bool Divide)? ScaleFactor(OnnxGraph graph, NodeProto node)
     {
-        if (node.Input.Count != 2) return null;
-        if (node.OpType == "Mul") return (node, node.Input[0] == chainTensor ? node.Input[1] : node.Input[0], false);
-        if (node.OpType == "Div" && node.Input[0] == chainTensor) return (node, node.Input[1], true);
+        if (node.Input.Count != 2 || node.OpType is not ("Mul" or "Div")) return null;
+        bool first = IsShapeArithmetic(graph, node.Input[0]), second = IsShapeArithmetic(graph, node.Input[1]);
+        if (second && !first) return (node, node.Input[1], node.OpType == "Div");
+        if (first && !second && node.OpType == "Mul") return (node, node.Input[0], false);
         return null;
+    }
+
+    // Whether a tensor is computed from constants and tensor shapes alone (a few dozen nodes at most; anything larger is not).
+    private static bool IsShapeArithmetic(OnnxGraph graph, string tensor)
+    {
+        var pending = new Stack<string>([tensor]);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        while (pending.TryPop(out var t))
+        {
+            if (!seen.Add(t) || graph.IsConstant(t)) continue;
+            if (seen.Count > 64 || graph.Producer(t) is not { } p || p.Input.Count == 0) return false;
+            if (p.OpType is "Shape" or "Size") continue;
+            foreach (var i in p.Input.Where(i => i.Length > 0)) pending.Push(i);
+        }
+        return true;
     }
 
     private static string Other(NodeProto node, string factor) => node.Input[0] == factor ? node.Input[1] : node.Input[0];
@@ -243,7 +263,9 @@ internal sealed record AttentionPattern(string Query, string Key, string Value, 
     }
 
     // Consumers that read the tensor's values; Shape and Size read only its shape (torch computes attention's scale from the query's shape).
-    private static int ValueConsumers(OnnxGraph graph, string tensor) => graph.Consumers(tensor).Count(c => c.OpType is not ("Shape" or "Size"));
+    private static List<NodeProto> ValueReaders(OnnxGraph graph, string tensor) => graph.Consumers(tensor).Where(c => c.OpType is not ("Shape" or "Size")).ToList();
+
+    private static int ValueConsumers(OnnxGraph graph, string tensor) => ValueReaders(graph, tensor).Count;
 
     private static bool IsDefault(NodeProto node) => node.Domain is "" or "ai.onnx";
 
