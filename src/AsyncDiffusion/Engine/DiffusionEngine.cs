@@ -70,6 +70,7 @@ public sealed class DiffusionEngine : IDisposable
             AllowSpinning = options.Mode == EngineMode.Sync || options.ExclusiveCompute,
             Optimization = options.Optimization,
             OptimizedModelCache = options.OptimizedModelCache,
+            FuseAttention = options.FuseAttention,
         };
     }
 

@@ -46,6 +46,9 @@ public sealed record EngineOptions
     /// <summary>Where optimised graphs are kept between starts (see <see cref="Onnx.OptimizedModelCache"/>); null: optimise at every load.</summary>
     public string? OptimizedModelCache { get; init; }
 
+    /// <summary>Rewrite attention into ONNX Runtime's fused MultiHeadAttention at load (see <see cref="Onnx.SessionSettings.FuseAttention"/>).</summary>
+    public bool FuseAttention { get; init; } = true;
+
     /// <summary>Why this configuration was chosen (for logs and /ready); null when given explicitly.</summary>
     public string? Rationale { get; init; }
 

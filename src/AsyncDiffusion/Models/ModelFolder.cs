@@ -181,6 +181,10 @@ public sealed class ModelFolder : IDisposable
         _ => "optimum 1.6-1.23 or diffusers converter (float timestep [batch])",
     };
 
+    /// <summary>How each component was loaded (time, optimised-graph cache hit or not, fused attentions).</summary>
+    public IReadOnlyList<ModelLoad> Loads =>
+        new ModelComponent?[] { TextEncoder, UNet, VaeDecoder, VaeEncoder }.Select(c => c?.Model.Load).OfType<ModelLoad>().ToArray();
+
     /// <summary>The operator profiles of the components that recorded one (component folder name → JSON file).</summary>
     public IReadOnlyList<(string Component, string File)> EndProfiling()
     {

@@ -25,7 +25,7 @@ public sealed class TextEncoder : ModelComponent
 
     public static TextEncoder Load(string folder, SessionSettings settings)
     {
-        var model = OnnxModel.Load(System.IO.Path.Combine(folder, "model.onnx"), settings);
+        var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
         return Guard(model, () => new TextEncoder(model, folder));
     }
 

@@ -84,7 +84,7 @@ public sealed class UNet : ModelComponent
 
     public static UNet Load(string folder, SessionSettings settings)
     {
-        var model = OnnxModel.Load(System.IO.Path.Combine(folder, "model.onnx"), settings);
+        var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
         return Guard(model, () => new UNet(model, folder));
     }
 

@@ -42,7 +42,7 @@ public sealed class VaeDecoder : ModelComponent, ILatentDecoder
     /// <param name="scalingFactor">From vae/config.json when the decoder folder has no config of its own.</param>
     public static VaeDecoder Load(string folder, SessionSettings settings, double? scalingFactor = null)
     {
-        var model = OnnxModel.Load(System.IO.Path.Combine(folder, "model.onnx"), settings);
+        var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
         return Guard(model, () => new VaeDecoder(model, folder, scalingFactor));
     }
 
@@ -104,7 +104,7 @@ public sealed class VaeEncoder : ModelComponent
     /// <param name="scalingFactor">The VAE's scaling factor (the decoder reads it from the configs).</param>
     public static VaeEncoder Load(string folder, SessionSettings settings, double scalingFactor)
     {
-        var model = OnnxModel.Load(System.IO.Path.Combine(folder, "model.onnx"), settings);
+        var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
         return Guard(model, () => new VaeEncoder(model, scalingFactor));
     }
 

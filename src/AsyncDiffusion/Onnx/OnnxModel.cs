@@ -17,6 +17,9 @@ public sealed class OnnxModel : IDisposable
     public IReadOnlyList<string> InputNames { get; }
     public IReadOnlyList<string> OutputNames { get; }
 
+    /// <summary>How the session was made and how long it took (null for models built in memory).</summary>
+    public ModelLoad? Load { get; private init; }
+
     private OnnxModel(string path, InferenceSession session)
     {
         Path = path;
@@ -25,15 +28,24 @@ public sealed class OnnxModel : IDisposable
         OutputNames = session.OutputNames.ToArray();
     }
 
-    public static OnnxModel Load(string path, SessionSettings settings)
+    public static OnnxModel Open(string path, SessionSettings settings)
     {
         if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
+            InferenceSession session;
+            ModelLoadSource source;
+            int fused;
             if (settings.OptimizedModelCache is { } cache && settings.Optimization != GraphOptimizationLevel.ORT_DISABLE_ALL)
-                return new OnnxModel(path, new OptimizedModelCache(cache).Open(path, settings, settings.ToOptions));
-            using var options = settings.ToOptions();
-            return new OnnxModel(path, new InferenceSession(path, options));
+                session = new OptimizedModelCache(cache).Open(path, settings, settings.ToOptions, out source, out fused);
+            else
+            {
+                using var options = settings.ToOptions();
+                session = LoadTimeRewrites.Open(path, options, settings, out fused);
+                source = ModelLoadSource.Direct;
+            }
+            return new OnnxModel(path, session) { Load = new ModelLoad(NameOf(path), clock.Elapsed.TotalSeconds, source, fused) };
         }
         catch (OnnxRuntimeException e)
         {
@@ -96,7 +108,10 @@ public sealed class OnnxModel : IDisposable
     }
 
     /// <summary>The component folder's name (unet, vae_decoder, …) or the built model's name: no machine paths.</summary>
-    public string ComponentName => System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) is { Length: > 0 } folder ? folder : System.IO.Path.GetFileName(Path);
+    public string ComponentName => NameOf(Path);
+
+    private static string NameOf(string path) =>
+        System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(path)) is { Length: > 0 } folder ? folder : System.IO.Path.GetFileName(path);
 
     /// <summary>Stops ONNX Runtime's operator profiling (when the settings enabled it) and returns the JSON file it wrote, else null.</summary>
     public string? EndProfiling()
@@ -129,6 +144,20 @@ public sealed class OnnxModel : IDisposable
         }
     }
 }
+
+/// <summary>Where a session's graph came from.</summary>
+public enum ModelLoadSource
+{
+    /// <summary>Read and optimised by ONNX Runtime, no cache.</summary>
+    Direct,
+    /// <summary>Optimised now and saved in the optimised-graph cache (a cold start).</summary>
+    Optimised,
+    /// <summary>Loaded from the optimised-graph cache without optimising again (a warm start).</summary>
+    CacheHit,
+}
+
+/// <summary>One component's load: how long it took, where its graph came from and how many attentions run fused.</summary>
+public sealed record ModelLoad(string Component, double Seconds, ModelLoadSource Source, int FusedAttentions);
 
 /// <summary>Receives the values of named float tensors a model computes (see <see cref="OnnxModel.Observer"/>).</summary>
 internal interface ITensorObserver

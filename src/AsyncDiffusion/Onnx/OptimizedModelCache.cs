@@ -26,8 +26,10 @@ public sealed class OptimizedModelCache(string folder)
     /// A session for <paramref name="path"/>: from the cached optimised graph when there is one
     /// (loaded without optimising again), else optimised now and saved for next time.
     /// </summary>
-    internal InferenceSession Open(string path, SessionSettings settings, Func<SessionOptions> createOptions)
+    internal InferenceSession Open(string path, SessionSettings settings, Func<SessionOptions> createOptions, out ModelLoadSource source, out int fusedAttentions)
     {
+        source = ModelLoadSource.CacheHit;
+        fusedAttentions = 0;
         string entry = System.IO.Path.Combine(Folder, Key(path, settings));
         string cached = System.IO.Path.Combine(entry, ModelFile);
         if (File.Exists(cached))
@@ -36,7 +38,9 @@ public sealed class OptimizedModelCache(string folder)
             warm.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
             try
             {
-                return new InferenceSession(cached, warm);
+                var hit = new InferenceSession(cached, warm);
+                fusedAttentions = CountFused(cached);
+                return hit;
             }
             catch (OnnxRuntimeException)
             {
@@ -52,9 +56,10 @@ public sealed class OptimizedModelCache(string folder)
         cold.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", DataFile);
         cold.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
         InferenceSession session;
+        source = ModelLoadSource.Optimised;
         try
         {
-            session = new InferenceSession(path, cold);
+            session = LoadTimeRewrites.Open(path, cold, settings, out fusedAttentions);
         }
         catch
         {
@@ -85,10 +90,15 @@ public sealed class OptimizedModelCache(string folder)
         text.Append("cpu ").Append(Avx2.IsSupported).Append(Fma.IsSupported).Append(Avx512F.IsSupported).Append(Avx512BW.IsSupported)
             .Append(Avx512Vbmi.IsSupported).Append(AvxVnni.IsSupported).Append(System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported).Append('\n');
         text.Append("settings ").Append(settings.Optimization).Append('|').Append(settings.ExecutionProvider.Trim().ToLowerInvariant()).Append('\n');
+        text.Append("rewrites ").Append(LoadTimeRewrites.Key(settings)).Append('\n');
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..24];
         string name = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(full)) is { Length: > 0 } component ? component : "model";
         return $"{name}-{hash}";
     }
+
+    // The saved graph is small (its weights are beside it): counting its fused nodes costs milliseconds.
+    private static int CountFused(string cached) =>
+        Graphs.OnnxStructureReader.Read(cached).Graph.Node.Count(n => n.OpType == Graphs.Rewriting.AttentionFusion.Operator);
 
     private static void TryDelete(string directory)
     {

@@ -25,6 +25,13 @@ public sealed record SessionSettings
     /// </summary>
     public string? OptimizedModelCache { get; init; }
 
+    /// <summary>
+    /// Rewrite attention into ONNX Runtime's fused MultiHeadAttention when a float32 model is
+    /// loaded (see <see cref="Graphs.Rewriting.AttentionFusion"/>). Off: the graph runs as exported
+    /// (for comparisons).
+    /// </summary>
+    public bool FuseAttention { get; init; } = true;
+
     /// <summary>When set, ONNX Runtime records every operator it runs into JSON files starting with this path (see <see cref="OnnxModel.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
 

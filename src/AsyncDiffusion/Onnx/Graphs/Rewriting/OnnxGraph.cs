@@ -64,6 +64,9 @@ internal sealed class OnnxGraph
         return new OnnxGraph(model, path);
     }
 
+    /// <summary>A model already parsed (e.g. by <see cref="OnnxStructureReader"/>); <paramref name="source"/> names it in messages.</summary>
+    public static OnnxGraph FromModel(ModelProto model, string source) => new(model, source);
+
     /// <summary>A model built in memory (TAESD, tests).</summary>
     public static OnnxGraph FromBytes(byte[] model, string name) => new(ModelProto.Parser.ParseFrom(model), name);
 
