@@ -40,11 +40,15 @@ public static class BenchmarkCommand
         var chart = new Option<string?>("--chart") { Description = "With --sweep: write a PNG chart of throughput against p99 latency here (default sweep.png)." };
         var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
         var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
+        var unfused = new Option<bool>("--unfused-attention") { Description = "Run attention as exported (MatMul, Softmax, MatMul) instead of ONNX Runtime's fused MultiHeadAttention." };
+        var compareAttention = new Option<bool>("--compare-attention") { Description = "Measure each configuration twice in this run, with fused attention and as exported, and print them side by side." };
+        var coldLoad = new Option<bool>("--cold-load") { Description = "Load the model into an empty optimised-graph cache first, so the report shows the cold and the warm load time." };
         var url = new Option<string?>("--url") { Description = "Drive running servers instead (comma list, e.g. http://node1:7860,http://node2:7860): requests go round-robin over the native jobs API." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
             model, synthetic, compare, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
+            unfused, compareAttention, coldLoad,
         };
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
@@ -74,6 +78,7 @@ public static class BenchmarkCommand
                 Warmup = Math.Max(1, parse.GetValue(warmup)),
                 Mixed = parse.GetValue(mixed),
                 Probe = !parse.GetValue(noProbe),
+                ColdLoad = parse.GetValue(coldLoad),
             };
             var engineMode = parse.GetValue(mode)!.ToLowerInvariant() switch
             {
@@ -114,10 +119,18 @@ public static class BenchmarkCommand
             string? compareFolder = parse.GetValue(compare);
             if (compareFolder is not null && !Directory.Exists(compareFolder))
                 throw new AsyncDiffusionException($"--compare '{compareFolder}' is not a folder; expected a second diffusers-ONNX model folder.");
-            var reports = RunAll(cli, baseSettings, configs, null);
-            if (compareFolder is not null)
+            bool attentionComparison = parse.GetValue(compareAttention);
+            if (attentionComparison && (compareFolder is not null || parse.GetValue(unfused)))
+                throw new AsyncDiffusionException("--compare-attention measures fused and unfused attention itself; give it without --compare and --unfused-attention.");
+            // With --compare-attention the graph as exported is the baseline and fused attention the compared run, so the ratios read "fused is N× faster".
+            if (parse.GetValue(unfused) || attentionComparison)
+                configs = configs.Select(c => (c.Engine with { FuseAttention = false }, c.Concurrency)).ToList();
+            var reports = RunAll(cli, attentionComparison ? baseSettings with { Variant = "attention as exported" } : baseSettings, configs, null);
+            if (compareFolder is not null || attentionComparison)
             {
-                var compared = RunAll(cli, baseSettings with { ModelFolder = compareFolder }, configs, reports[0].Probe);
+                var compared = attentionComparison
+                    ? RunAll(cli, baseSettings with { Variant = "fused attention" }, configs.Select(c => (c.Engine with { FuseAttention = true }, c.Concurrency)).ToList(), reports[0].Probe)
+                    : RunAll(cli, baseSettings with { ModelFolder = compareFolder! }, configs, reports[0].Probe);
                 WriteComparison(cli.Console, reports, compared);
                 if (parse.GetValue(json) is { } compareJson)
                     File.WriteAllText(compareJson, JsonSerializer.Serialize(new { model = reports, compare = compared }, new JsonSerializerOptions { WriteIndented = true }));
@@ -192,7 +205,7 @@ public static class BenchmarkCommand
         for (int i = 0; i < a.Count; i++)
         {
             foreach (var r in new[] { a[i], b[i] })
-                t.AddRow(Label(r), Markup.Escape(Path.GetFileName(r.Model.TrimEnd(Path.DirectorySeparatorChar))), $"{r.Stages.UNetStepMs:F0}", $"{r.Stages.UNetPerImageMs / 1000:F2}",
+                t.AddRow(Label(r), Markup.Escape(r.Variant ?? Path.GetFileName(r.Model.TrimEnd(Path.DirectorySeparatorChar))), $"{r.Stages.UNetStepMs:F0}", $"{r.Stages.UNetPerImageMs / 1000:F2}",
                     $"{r.Latency.P50 / 1000:F2}", $"{r.ImagesPerMinute:F2}", $"{r.PeakRssBytes / 1048576.0:F0}");
             t.AddRow("", "[bold]ratio[/]", $"{Ratio(a[i].Stages.UNetStepMs, b[i].Stages.UNetStepMs)} faster",
                 $"{Ratio(a[i].Stages.UNetPerImageMs, b[i].Stages.UNetPerImageMs)} faster", $"{Ratio(a[i].Latency.P50, b[i].Latency.P50)} faster",
@@ -207,9 +220,37 @@ public static class BenchmarkCommand
     {
         var threads = new Option<int>("--threads") { Description = "Threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var command = new Command("probe", "Measure this machine's MatMul and 3x3 Conv GFLOP/s through ONNX Runtime at SD's shapes: the yardstick for '% of peak'.") { threads, json };
+        var attention = new Option<bool>("--attention") { Description = "Also time attention at SD 1.5's shapes as exported, as fused MultiHeadAttention and as packed Attention." };
+        var model = new Option<string?>("--model") { Description = "With --attention: compare this model's whole UNet step, attention as exported against fused, the two taking turns." };
+        var size = new Option<string>("--size") { Description = "With --attention --model: the image size (the UNet sees 1/8 of it).", DefaultValueFactory = _ => "256x256" };
+        var rounds = new Option<int>("--rounds") { Description = "With --attention --model: rounds of one call each.", DefaultValueFactory = _ => 6 };
+        var command = new Command("probe", "Measure this machine's MatMul and 3x3 Conv GFLOP/s through ONNX Runtime at SD's shapes: the yardstick for '% of peak'.")
+        {
+            threads, json, attention, model, size, rounds,
+        };
         command.SetAction(parse => cli.Guard(() =>
         {
+            if (parse.GetValue(model) is { } folder)
+            {
+                if (!parse.GetValue(attention)) throw new AsyncDiffusionException("--model is for --attention (compare a model's UNet step with fused and exported attention).");
+                var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
+                if (!File.Exists(Path.Combine(folder, "unet", "model.onnx"))) throw new AsyncDiffusionException($"--model '{folder}' has no unet/model.onnx; expected a diffusers-ONNX model folder.");
+                if (w is not int width || h is not int height || width % 64 != 0 || height % 64 != 0 || width <= 0 || height <= 0)
+                    throw new AsyncDiffusionException($"--size '{parse.GetValue(size)}' must be WIDTHxHEIGHT in multiples of 64, e.g. 256x256.");
+                var comparison = UNetAttentionComparison.Run(folder, width, height,
+                    new Onnx.SessionSettings { IntraOpThreads = parse.GetValue(threads), OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Positive(parse.GetValue(rounds), "--rounds"));
+                if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(comparison, new JsonSerializerOptions { WriteIndented = true }));
+                else cli.Console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                    $"UNet step, {comparison.Size}, batch 2, {comparison.Rounds} rounds taking turns: as exported [bold]{comparison.ExportedMedianMs:F0} ms[/], fused ({comparison.FusedAttentions} attentions) [bold]{comparison.FusedMedianMs:F0} ms[/] (medians); ratio median [bold]{comparison.MedianRatio:F3}×[/], range {comparison.LowestRatio:F3}–{comparison.HighestRatio:F3}×"));
+                return 0;
+            }
+            if (parse.GetValue(attention))
+            {
+                var timings = AttentionProbe.Run(parse.GetValue(threads));
+                if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(timings, new JsonSerializerOptions { WriteIndented = true }));
+                else WriteAttention(cli.Console, timings);
+                return 0;
+            }
             var machine = MachineDescription.Current();
             var probe = MachineProbe.Run(parse.GetValue(threads));
             if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(new { machine, probe }, new JsonSerializerOptions { WriteIndented = true }));
@@ -221,6 +262,17 @@ public static class BenchmarkCommand
             return 0;
         }));
         return command;
+    }
+
+    private static void WriteAttention(IAnsiConsole console, IReadOnlyList<AttentionTiming> timings)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title("[bold]attention, batch 2, 8 heads, Q/K/V projections included (ms, median)[/]")
+            .AddColumn("shape").AddColumn(new TableColumn("queries × keys").RightAligned()).AddColumn(new TableColumn("as exported").RightAligned())
+            .AddColumn(new TableColumn("MultiHeadAttention").RightAligned()).AddColumn(new TableColumn("speed-up").RightAligned())
+            .AddColumn(new TableColumn("Attention (packed)").RightAligned());
+        foreach (var a in timings)
+            t.AddRow(a.Shape, $"{a.Queries} × {a.Keys}", $"{a.ExportedMs:F1}", $"{a.MultiHeadMs:F1}", $"{a.MultiHeadSpeedup:F2}×", a.PackedMs is double p ? $"{p:F1}" : "–");
+        console.Write(t);
     }
 
     private static ComponentRate[] Recompute(ComponentRate[] rates, ProbeResult? probe) =>
@@ -282,10 +334,20 @@ public static class BenchmarkCommand
             t.AddRow($"{rate.Component}: {rate.GFlopPerCall:F1} GFLOP × {rate.Calls}", $"{rate.Gflops:F0} GFLOP/s{(rate.PercentOfPeak is double p ? $" ({p:F0} % of peak)" : "")}");
         t.AddRow("peak RSS / managed heap", $"{r.PeakRssBytes / 1048576.0:F0} / {r.PeakManagedBytes / 1048576.0:F0} MiB");
         t.AddRow("CPU utilisation", $"{r.CpuUtilisation * 100:F0} %");
-        t.AddRow("model load / cold first image", $"{r.LoadSeconds:F1} s / {r.ColdLatencyMs / 1000:F2} s");
+        t.AddRow($"model load ({LoadKind(r.Loads)})", $"{r.LoadSeconds:F1} s{UNetLoad(r.Loads)}");
+        if (r.ColdLoads is { } cold) t.AddRow($"model load ({LoadKind(cold)})", $"{cold.Sum(l => l.Seconds):F1} s{UNetLoad(cold)}");
+        t.AddRow("cold first image", $"{r.ColdLatencyMs / 1000:F2} s");
         if (r.Probe is { } probe) t.AddRow($"machine peak ({probe.Threads} thread(s))", $"{probe.PeakGflops:F0} GFLOP/s (MatMul {probe.MatMulGflops:F0}, Conv {probe.Conv3x3Gflops:F0})");
         console.Write(t);
     }
+
+    // Cold: some component was optimised now (and saved); warm: every graph came from the optimised-graph cache.
+    private static string LoadKind(IReadOnlyList<Onnx.ModelLoad> loads) =>
+        loads.Count == 0 ? "?" : loads.All(l => l.Source == Onnx.ModelLoadSource.CacheHit) ? "warm cache"
+        : loads.Any(l => l.Source == Onnx.ModelLoadSource.Optimised) ? "cold, cached now" : "no cache";
+
+    private static string UNetLoad(IReadOnlyList<Onnx.ModelLoad> loads) =>
+        loads.FirstOrDefault(l => l.Component == "unet") is { } unet ? $" (UNet {unet.Seconds:F1} s, {unet.FusedAttentions} attentions fused)" : "";
 
     private static void WriteSweep(IAnsiConsole console, List<BenchmarkReport> reports)
     {

@@ -44,12 +44,13 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
         var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
+        var unfused = new Option<bool>("--unfused-attention") { Description = "Run attention as exported (MatMul, Softmax, MatMul) instead of ONNX Runtime's fused MultiHeadAttention." };
         var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
             prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, mask, maskBlur, invertMask, fullRes, padding, maskedContent,
-            decoder, rng, threads, optimize, output, format, json, profile,
+            decoder, rng, threads, optimize, output, format, json, profile, unfused,
         };
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
@@ -90,6 +91,7 @@ public static class GenerateCommand
                 Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
                 OptimizedModelCache = OptimizedModelCache.DefaultFolder,
                 ProfilePrefix = ProfileReport.Prefix(parse.GetValue(profile)),
+                FuseAttention = !parse.GetValue(unfused),
             };
             var timeline = parse.GetValue(profile) is null ? null : new MemoryTimeline();
             timeline?.Mark("start");

@@ -27,6 +27,15 @@ public sealed record BenchmarkSettings
 
     /// <summary>Measure the machine's MatMul/Conv peak first, for "% of peak".</summary>
     public bool Probe { get; init; } = true;
+
+    /// <summary>
+    /// Load the model once into a fresh, temporary optimised-graph cache first (a cold start:
+    /// optimise, rewrite, save), then measure from that cache (a warm start), so the report has both load times.
+    /// </summary>
+    public bool ColdLoad { get; init; }
+
+    /// <summary>A label for this run in comparisons (e.g. "fused attention").</summary>
+    public string? Variant { get; init; }
 }
 
 public sealed record StageLatencies(double QueueWaitMs, double TextEncodeMs, double UNetStepMs, double UNetPerImageMs, double DecodeMs, double ImageEncodeMs);
@@ -60,7 +69,17 @@ public sealed record BenchmarkReport(
     long PeakManagedBytes,
     double CpuUtilisation,
     long UNetCalls,
-    double RowsPerUNetCall);
+    double RowsPerUNetCall)
+{
+    /// <summary>How each component was loaded for the measured run (time, cache hit or optimised now, fused attentions).</summary>
+    public IReadOnlyList<Onnx.ModelLoad> Loads { get; init; } = [];
+
+    /// <summary>With <see cref="BenchmarkSettings.ColdLoad"/>: the cold load into a fresh cache that preceded the measured (warm) one.</summary>
+    public IReadOnlyList<Onnx.ModelLoad>? ColdLoads { get; init; }
+
+    /// <summary>The label of this run in comparisons, if any.</summary>
+    public string? Variant { get; init; }
+}
 
 /// <summary>
 /// Runs one benchmark configuration: loads the model into an engine (timed), sends a cold
@@ -91,11 +110,22 @@ public static class BenchmarkRunner
             probe = MachineProbe.Run(threadsPerCall);
         }
 
+        using var freshCache = settings.ColdLoad ? new TemporaryFolder("asyncdiffusion-cold-cache-") : null;
+        IReadOnlyList<Onnx.ModelLoad>? coldLoads = null;
+        var engineOptions = settings.Engine;
+        if (freshCache is not null)
+        {
+            engineOptions = engineOptions with { OptimizedModelCache = freshCache.Path };
+            log("Cold load into an empty optimised-graph cache…");
+            using var first = Models.ModelFolder.Open(settings.ModelFolder, DiffusionEngine.SessionSettingsFor(engineOptions));
+            coldLoads = first.Loads;
+        }
+
         // Each run reports its own peak, also when several run in one process (sweeps, --compare).
         PeakMemory.ResetProcessPeak();
         log("Loading the model…");
         var load = Stopwatch.StartNew();
-        using var engine = DiffusionEngine.Open(settings.ModelFolder, settings.Engine);
+        using var engine = DiffusionEngine.Open(settings.ModelFolder, engineOptions);
         double loadSeconds = load.Elapsed.TotalSeconds;
 
         var template = settings.Request with { Seed = settings.Request.Seed < 0 ? 1 : settings.Request.Seed };
@@ -165,7 +195,25 @@ public static class BenchmarkRunner
             settings.Concurrency, settings.Requests, images, $"{plan.Width}x{plan.Height}", settings.Request.Steps, settings.Mixed ? "mixed" : plan.SchedulerName,
             settings.Request.Decoder.ToString().ToLowerInvariant(), threadsPerCall, loadSeconds, coldMs, wallSeconds, images / wallSeconds * 60,
             LatencySummary.Of(latencies), stages, rates, PeakMemory.ProcessPeak(), peakManaged, cpu, after.UNetCalls - before.UNetCalls,
-            (after.UNetRows - before.UNetRows) / (double)Math.Max(1, after.UNetCalls - before.UNetCalls));
+            (after.UNetRows - before.UNetRows) / (double)Math.Max(1, after.UNetCalls - before.UNetCalls))
+        {
+            Loads = engine.Model.Loads,
+            ColdLoads = coldLoads,
+            Variant = settings.Variant,
+        };
+    }
+
+    /// <summary>A folder deleted with everything in it when disposed (the cold-load cache).</summary>
+    private sealed class TemporaryFolder(string prefix) : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory(prefix).FullName;
+
+        public void Dispose()
+        {
+            try { Directory.Delete(Path, recursive: true); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
     }
 
     private static ComponentRate[] Rates(ModelFolder model, GenerationPlan plan, BenchmarkSettings s, EngineStats after, EngineStats before,

@@ -55,7 +55,12 @@ internal sealed class GraphLayers(OnnxGraphBuilder g)
     /// keys and values from <paramref name="context"/> [B, M, dkv] (x itself for self-attention).
     /// </summary>
     public string Attention(string x, string context, string name, int dq, int dkv, int heads, string q = "to_q", string k = "to_k",
-        string v = "to_v", string o = "to_out.0", bool qkvBias = false, string? mask = null)
+        string v = "to_v", string o = "to_out.0", bool qkvBias = false, string? mask = null) =>
+        Linear(AttentionCore(x, context, name, dq, dkv, heads, q, k, v, qkvBias, mask), $"{name}.{o}", dq, dq, bias: true, gain: ResidualGain);
+
+    /// <summary>Attention up to the merged heads [B, N, dq], before the output projection.</summary>
+    public string AttentionCore(string x, string context, string name, int dq, int dkv, int heads, string q = "to_q", string k = "to_k",
+        string v = "to_v", bool qkvBias = false, string? mask = null)
     {
         int head = dq / heads;
         string Split(string t, long[] perm) =>
@@ -67,8 +72,7 @@ internal sealed class GraphLayers(OnnxGraphBuilder g)
         var scores = g.Op("MatMul", [query, key]);
         if (mask is not null) scores = g.Op("Add", [scores, mask]);
         var attended = g.Op("MatMul", [g.Op("Softmax", [scores], ("axis", -1)), value]);
-        var merged = g.Op("Reshape", [g.Op("Transpose", [attended], ("perm", new long[] { 0, 2, 1, 3 })), g.Int64(0, 0, dq)]);
-        return Linear(merged, $"{name}.{o}", dq, dq, bias: true, gain: ResidualGain);
+        return g.Op("Reshape", [g.Op("Transpose", [attended], ("perm", new long[] { 0, 2, 1, 3 })), g.Int64(0, 0, dq)]);
     }
 
     /// <summary>2× nearest-neighbour upsampling of [B, C, H, W].</summary>
