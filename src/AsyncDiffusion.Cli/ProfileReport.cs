@@ -35,10 +35,12 @@ public static class ProfileReport
             return (p.Component, target);
         }).ToArray();
 
-    public static void Write(CliContext cli, string folder, IReadOnlyList<OperatorTime> operators, IReadOnlyList<MemoryMark> timeline, bool quiet)
+    public static void Write(CliContext cli, string folder, (IReadOnlyList<OperatorTime> Operators, IReadOnlyList<AttentionTime> Attention) profile,
+        IReadOnlyList<MemoryMark> timeline, bool quiet)
     {
+        var (operators, attention) = profile;
         string summary = Path.Combine(folder, "profile-summary.json");
-        File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, memory_timeline = timeline }, Json) + "\n");
+        File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, attention, memory_timeline = timeline }, Json) + "\n");
         if (quiet) return;
 
         var ops = new Table().Title("Time by operator type").AddColumns("component", "op type", "calls", "ms", "share", "GFLOP/s");
@@ -52,6 +54,9 @@ public static class ProfileReport
                     group.Skip(8).Sum(o => o.Share).ToString("P1", CultureInfo.InvariantCulture), "");
         }
         cli.Console.Write(ops);
+        foreach (var a in attention)
+            cli.Console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"{a.Component}: attention (Q·Kᵀ, Softmax, ·V or fused) {a.Milliseconds:F1} ms in {a.Calls} calls, {a.Share:P1} of its time"));
 
         var memory = new Table().Title("Memory timeline").AddColumns("after", "s", "RSS MiB", "managed MiB");
         var shown = timeline.Where((m, i) => !m.Stage.Contains(" step ", StringComparison.Ordinal) || i == timeline.Count - 1

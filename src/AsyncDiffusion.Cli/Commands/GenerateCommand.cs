@@ -107,7 +107,7 @@ public static class GenerateCommand
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
                 if (parse.GetValue(profile) is { } profileFolder)
-                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Summarize(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
+                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Read(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
                 return 0;
             });
         }));

@@ -10,18 +10,31 @@ public sealed record OperatorTime(string Component, string OpType, int Calls, do
 }
 
 /// <summary>
+/// Time one component spent in attention proper — the products of two activations (Q·Kᵀ and
+/// P·V, batched MatMuls whose inputs both have rank 3 or more; linear layers read 2-D weights),
+/// Softmax, and fused attention kernels — and its share of the component's kernel time.
+/// </summary>
+public sealed record AttentionTime(string Component, int Calls, double Milliseconds, double Share);
+
+/// <summary>
 /// A summary of ONNX Runtime's operator profiles (the JSON traces <c>--profile</c> writes): time
 /// per operator type and component, its share of the component's kernel time, and the FLOPs each
 /// call did, computed from the input shapes ONNX Runtime recorded with it.
 /// </summary>
 public static class OperatorProfile
 {
-    public static IReadOnlyList<OperatorTime> Summarize(IEnumerable<(string Component, string File)> profiles)
+    public static IReadOnlyList<OperatorTime> Summarize(IEnumerable<(string Component, string File)> profiles) => Read(profiles).Operators;
+
+    /// <summary>The operator summary and each component's time in attention proper.</summary>
+    public static (IReadOnlyList<OperatorTime> Operators, IReadOnlyList<AttentionTime> Attention) Read(IEnumerable<(string Component, string File)> profiles)
     {
         var rows = new List<OperatorTime>();
+        var attention = new List<AttentionTime>();
         foreach (var (component, file) in profiles)
         {
             var byOp = new Dictionary<string, (int Calls, double Us, double Flop)>(StringComparer.Ordinal);
+            int attentionCalls = 0;
+            double attentionUs = 0;
             using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
             foreach (var e in doc.RootElement.EnumerateArray())
             {
@@ -30,16 +43,30 @@ public static class OperatorProfile
                 if (!e.TryGetProperty("args", out var args) || !args.TryGetProperty("op_name", out var opName)) continue;
                 string op = opName.GetString() ?? "?";
                 double us = e.TryGetProperty("dur", out var dur) ? dur.GetDouble() : 0;
-                double flop = Flops(op, Shapes(args, "input_type_shape"), Shapes(args, "output_type_shape"));
+                var inputs = Shapes(args, "input_type_shape");
+                double flop = Flops(op, inputs, Shapes(args, "output_type_shape"));
                 var (calls, total, flops) = byOp.GetValueOrDefault(op);
                 byOp[op] = (calls + 1, total + us, flops + flop);
+                if (IsAttention(op, inputs))
+                {
+                    attentionCalls++;
+                    attentionUs += us;
+                }
             }
             double componentUs = byOp.Values.Sum(v => v.Us);
             rows.AddRange(byOp.Select(kv => new OperatorTime(component, kv.Key, kv.Value.Calls, kv.Value.Us / 1000,
                 componentUs > 0 ? kv.Value.Us / componentUs : 0, kv.Value.Flop / 1e9)));
+            if (attentionCalls > 0) attention.Add(new AttentionTime(component, attentionCalls, attentionUs / 1000, componentUs > 0 ? attentionUs / componentUs : 0));
         }
-        return rows.OrderBy(r => r.Component, StringComparer.Ordinal).ThenByDescending(r => r.Milliseconds).ToArray();
+        return (rows.OrderBy(r => r.Component, StringComparer.Ordinal).ThenByDescending(r => r.Milliseconds).ToArray(), attention);
     }
+
+    private static bool IsAttention(string op, IReadOnlyList<long[]> inputs) => op switch
+    {
+        "MultiHeadAttention" or "Attention" or "Softmax" => true,
+        "MatMul" or "FusedMatMul" => inputs.Count >= 2 && inputs[0].Length >= 3 && inputs[1].Length >= 3,
+        _ => false,
+    };
 
     private static List<long[]> Shapes(JsonElement args, string property)
     {

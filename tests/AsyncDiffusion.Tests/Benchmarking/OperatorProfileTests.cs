@@ -15,4 +15,26 @@ public class OperatorProfileTests
         Assert.Equal(2.0 * 2 * 4096 * 1280 * 320, matmul);
         Assert.Equal(0, OperatorProfile.Flops("Softmax", [[2, 8, 77, 77]], [[2, 8, 77, 77]]));
     }
+
+    [Fact]
+    public void AttentionTimeCountsProductsOfTwoActivationsSoftmaxAndFusedKernelsButNotLinearLayers()
+    {
+        using var dir = new TempFolder();
+        static string Event(string op, double us, string inputs) =>
+            $$"""{"cat": "Node", "name": "{{op}}_node_kernel_time", "dur": {{us}}, "args": {"op_name": "{{op}}", "input_type_shape": [{{inputs}}], "output_type_shape": []}}""";
+        string trace = "[" + string.Join(",",
+            Event("MatMul", 1000, """{"float": [2, 4096, 320]}, {"float": [320, 320]}"""),           // a linear layer: not attention
+            Event("MatMul", 300, """{"float": [2, 8, 4096, 40]}, {"float": [2, 8, 40, 4096]}"""),     // Q·Kᵀ
+            Event("Softmax", 200, """{"float": [2, 8, 4096, 4096]}"""),
+            Event("MatMul", 250, """{"float": [16, 4096, 4096]}, {"float": [16, 4096, 40]}"""),       // P·V, batched heads
+            Event("MultiHeadAttention", 250, """{"float": [2, 4096, 320]}, {"float": [2, 77, 320]}, {"float": [2, 77, 320]}""")) + "]";
+        string file = dir.File("unet-profile.json", trace);
+
+        var (operators, attention) = OperatorProfile.Read([("unet", file)]);
+        var unet = Assert.Single(attention);
+        Assert.Equal(4, unet.Calls);
+        Assert.Equal(1.0, unet.Milliseconds, 6);
+        Assert.Equal(1000.0 / 2000, unet.Share, 6);
+        Assert.Equal(1.3, operators.Single(o => o.OpType == "MatMul").Milliseconds, 6);
+    }
 }
