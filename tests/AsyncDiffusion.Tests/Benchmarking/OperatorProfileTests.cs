@@ -21,7 +21,7 @@ public class OperatorProfileTests
     {
         using var dir = new TempFolder();
         static string Event(string op, double us, string inputs) =>
-            $$"""{"cat": "Node", "name": "{{op}}_node_kernel_time", "dur": {{us}}, "args": {"op_name": "{{op}}", "input_type_shape": [{{inputs}}], "output_type_shape": []}}""";
+            $$$"""{"cat": "Node", "name": "{{{op}}}_node_kernel_time", "dur": {{{us}}}, "args": {"op_name": "{{{op}}}", "input_type_shape": [{{{inputs}}}], "output_type_shape": []}}""";
         string trace = "[" + string.Join(",",
             Event("MatMul", 1000, """{"float": [2, 4096, 320]}, {"float": [320, 320]}"""),           // a linear layer: not attention
             Event("MatMul", 300, """{"float": [2, 8, 4096, 40]}, {"float": [2, 8, 40, 4096]}"""),     // Q·Kᵀ
@@ -35,6 +35,6 @@ public class OperatorProfileTests
         Assert.Equal(4, unet.Calls);
         Assert.Equal(1.0, unet.Milliseconds, 6);
         Assert.Equal(1000.0 / 2000, unet.Share, 6);
-        Assert.Equal(1.3, operators.Single(o => o.OpType == "MatMul").Milliseconds, 6);
+        Assert.Equal(1.55, operators.Single(o => o.OpType == "MatMul").Milliseconds, 6); // all three MatMuls, linear or not
     }
 }
