@@ -12,9 +12,12 @@ public static class ServeCommand
     {
         var models = new Option<string[]>("--model") { Description = "A model folder clients may choose (repeat for several). Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
         var modelsDir = new Option<string?>("--models-dir") { Description = "Serve every model folder inside this folder." };
-        var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
-        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (OpenAI and native routes; Basic with password KEY on A1111 routes)." };
-        var apiAuth = new Option<string?>("--api-auth") { Description = "Require HTTP Basic user:pass on the A1111 routes." };
+        var urls = new Option<string>("--urls") { Description = "Where to listen: IP addresses (0.0.0.0 for all interfaces) or localhost, ';' between URLs.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
+        var publicUrl = new Option<string?>("--public-url") { Description = "The server's address as clients reach it (behind a proxy), for the image URLs it hands out. Default: the listening address." };
+        var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "Host header names to accept besides the listening address (e.g. sd.example.com, *.example.com, or * for any).", AllowMultipleArgumentsPerToken = true };
+        var insecurePublic = new Option<bool>("--insecure-public") { Description = "Allow listening beyond this machine without --api-key or --api-auth." };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require a key on every API route: 'Authorization: Bearer KEY' (or HTTP Basic with password KEY, for A1111 clients)." };
+        var apiAuth = new Option<string?>("--api-auth") { Description = "Require user:pass on every API route: HTTP Basic (A1111 clients), or 'Bearer user:pass' (OpenAI clients)." };
         var config = new Option<string?>("--config") { Description = "A tuned configuration from 'asyncdiffusion tune' (default: the saved one, if any)." };
         var maxQueue = new Option<int>("--max-queue") { Description = "Queued + running jobs before 429.", DefaultValueFactory = _ => 16 };
         var maxSize = new Option<int>("--max-size") { Description = "Largest width/height.", DefaultValueFactory = _ => 1024 };
@@ -23,7 +26,7 @@ public static class ServeCommand
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
+            models, modelsDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -33,27 +36,42 @@ public static class ServeCommand
                 if (!Directory.Exists(dir)) throw new AsyncDiffusionException($"--models-dir '{dir}' is not a folder.");
                 folders.AddRange(Directory.GetDirectories(dir).Where(d => File.Exists(Path.Combine(d, "model_index.json"))).Order());
             }
-            string? apiAuthValue = parse.GetValue(apiAuth);
-            if (apiAuthValue is not null && !apiAuthValue.Contains(':')) throw new AsyncDiffusionException("--api-auth must be user:pass.");
             var tuned = TunedConfig.Find(parse.GetValue(config));
             var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
             {
-                MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
+                MaxJobs = parse.GetValue(maxQueue),
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
             };
             var options = new ServerOptions
             {
                 Models = folders,
-                BuiltInModel = folders.Count == 0 ? BuiltInModel.Ensure() : null,
                 Urls = parse.GetValue(urls)!,
+                PublicUrl = parse.GetValue(publicUrl),
+                AllowedHosts = parse.GetValue(allowedHosts) ?? [],
+                InsecurePublic = parse.GetValue(insecurePublic),
                 ApiKey = parse.GetValue(apiKey),
-                ApiAuth = apiAuthValue,
+                ApiAuth = parse.GetValue(apiAuth),
                 Engine = engine,
                 Limits = new Pipelines.GenerationLimits { MaxWidth = parse.GetValue(maxSize), MaxHeight = parse.GetValue(maxSize), MaxSteps = parse.GetValue(maxSteps), MaxCount = parse.GetValue(maxImages) },
             };
+            options.Validate(); // before writing the built-in model or loading anything
+            if (folders.Count == 0) options = options with { BuiltInModel = BuiltInModel.Ensure() };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
-            var app = ServerApp.Build(options);
-            app.Run();
+            using var app = ServerApp.Build(options);
+            try
+            {
+                app.Start();
+            }
+            catch (IOException e)
+            {
+                // A port in use or not ours to take: Kestrel's message names the address.
+                throw new AsyncDiffusionException($"cannot listen on {options.Urls}: {e.Message.TrimEnd('.')}; stop what is using it or choose another --urls.");
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                throw new AsyncDiffusionException($"cannot listen on {options.Urls}: {e.Message.TrimEnd('.')}; choose another --urls.");
+            }
+            app.WaitForShutdown();
             return 0;
         }));
         return command;

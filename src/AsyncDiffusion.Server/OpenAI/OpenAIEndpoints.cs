@@ -4,6 +4,7 @@ using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Requests;
 using AsyncDiffusion.Server.Storage;
 
@@ -14,7 +15,7 @@ public static class OpenAIEndpoints
 {
     private sealed record Ask(GenerationRequest Request, string ResponseFormat, ImageFormat Format, bool Stream, int PartialImages, string EventPrefix);
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store, PublicAddress address)
     {
         app.MapPost("/v1/images/generations", (Delegate)(async (HttpContext ctx) =>
         {
@@ -22,7 +23,7 @@ public static class OpenAIEndpoints
             string prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => b.String(k), k => b.Integer(k), prompt, null, options, catalog, 1.0, "image_generation");
             ask = ask with { Stream = b.Bool("stream") ?? false, PartialImages = (int)Math.Clamp(b.Integer("partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store);
+            return await Run(ctx, ask, catalog, store, address);
         }));
 
         app.MapPost("/v1/images/edits", (Delegate)(async (HttpContext ctx) =>
@@ -35,7 +36,7 @@ public static class OpenAIEndpoints
             if (string.IsNullOrEmpty(prompt)) throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), prompt, init, options, catalog, 0.75, "image_edit");
             ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store);
+            return await Run(ctx, ask, catalog, store, address);
         }));
 
         app.MapPost("/v1/images/variations", (Delegate)(async (HttpContext ctx) =>
@@ -44,7 +45,7 @@ public static class OpenAIEndpoints
             var file = form.Files.GetFile("image") ?? throw new BadRequestException("image", "image is required (a PNG, JPEG or WebP file)");
             var init = await Upload(file, options);
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), "", init, options, catalog, 0.6, "image_variation");
-            return await Run(ctx, ask, catalog, store);
+            return await Run(ctx, ask, catalog, store, address);
         }));
 
         app.MapGet("/v1/images/files/{id}", (string id) =>
@@ -54,8 +55,7 @@ public static class OpenAIEndpoints
     private static Ask Common(Func<string, string?> text, Func<string, long?> integer, string prompt, RgbImage? init, ServerOptions options, ModelCatalog catalog,
         double strength, string eventPrefix)
     {
-        int n = (int)(integer("n") ?? 1);
-        if (n < 1 || n > Math.Min(10, options.Limits.MaxCount)) throw new BadRequestException("n", $"n is {n}; expected 1 to {Math.Min(10, options.Limits.MaxCount)}");
+        int n = Lenient.ClampInt(integer("n"), "n", 1, Math.Min(10, options.Limits.MaxCount), 1); // checked as the long it was sent as: 2^32 + 1 is not 1
         int? width = null, height = null;
         string size = text("size") ?? "auto";
         if (size != "auto")
@@ -83,14 +83,14 @@ public static class OpenAIEndpoints
         return new Ask(request, responseFormat, format, false, 0, eventPrefix);
     }
 
-    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store)
+    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, PublicAddress address)
     {
         var engine = catalog.Engine;
         var job = engine.Submit(ask.Request);
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         if (ask.Stream)
         {
-            await Stream(ctx, job, ask, engine);
+            await Stream(ctx, job, ask, catalog);
             return Results.Empty;
         }
         var result = await job.Completion;
@@ -99,9 +99,9 @@ public static class OpenAIEndpoints
             var bytes = ask.Format == ImageFormat.Png ? result.Files[i] : ImageCodec.Encode(img.Image, ask.Format, img.Infotext);
             if (ask.ResponseFormat == "b64_json") return (object)new { b64_json = Convert.ToBase64String(bytes), revised_prompt = ask.Request.Prompt };
             string id = store.Add(bytes, UploadedImages.ContentType(ask.Format), ImageCodec.Extension(ask.Format));
-            return new { url = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/images/files/{id}", revised_prompt = ask.Request.Prompt };
+            return new { url = address.Url($"/v1/images/files/{id}"), revised_prompt = ask.Request.Prompt }; // never from the Host header
         }).ToArray();
-        return Results.Json(new
+        return new CompleteJson(new
         {
             created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             data,
@@ -111,14 +111,14 @@ public static class OpenAIEndpoints
     }
 
     // Server-sent events: TAESD partial images while denoising, then the finished image(s).
-    private static async Task Stream(HttpContext ctx, Job job, Ask ask, DiffusionEngine engine)
+    private static async Task Stream(HttpContext ctx, Job job, Ask ask, ModelCatalog catalog)
     {
         ctx.Response.ContentType = "text/event-stream";
         ctx.Response.Headers.CacheControl = "no-cache";
         int partials = 0, every = Math.Max(1, ask.Request.Steps / Math.Max(1, ask.PartialImages + 1));
         await foreach (var e in job.ReadEventsAsync(ctx.RequestAborted))
         {
-            if (e is JobStep step && ask.PartialImages > 0 && partials < ask.PartialImages && step.Step % every == 0 && step.Step < step.Steps && engine.PreviewPng(job) is { } png)
+            if (e is JobStep step && ask.PartialImages > 0 && partials < ask.PartialImages && step.Step % every == 0 && step.Step < step.Steps && catalog.Preview(job) is { } png)
                 await Send(ctx, $"{ask.EventPrefix}.partial_image", new { type = $"{ask.EventPrefix}.partial_image", b64_json = Convert.ToBase64String(png), partial_image_index = partials++ });
             else if (e is JobFinished done)
                 for (int i = 0; i < done.Result.Files.Count; i++)
@@ -139,11 +139,16 @@ public static class OpenAIEndpoints
         if (!request.HasFormContentType) throw new BadRequestException("body", "expected multipart/form-data with an image file");
         try
         {
-            return await request.ReadFormAsync();
+            return await request.ReadFormAsync(request.HttpContext.RequestAborted);
         }
         catch (InvalidDataException e)
         {
             throw new BadRequestException("body", $"the form could not be read ({e.Message})", e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) ? 413 : 400);
+        }
+        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            // A body that ends before its closing boundary, or is not multipart at all.
+            throw new BadRequestException("body", $"the multipart body is truncated or malformed ({e.Message}); expected multipart/form-data with an image file");
         }
     }
 

@@ -11,20 +11,94 @@ namespace AsyncDiffusion.Server.Requests;
 /// </summary>
 public static class Lenient
 {
+    /// <summary>How deep a request body may nest; A1111 and OpenAI bodies need 3 or 4 levels.</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>
+    /// Reads the body once, up front, as a JSON object and checks all of it before any work:
+    /// nesting within <see cref="MaxDepth"/>, no key twice in one object, and every string and
+    /// key valid Unicode (no invalid UTF-8, no lone surrogate escapes), so nothing read from it
+    /// later can fail.
+    /// </summary>
     public static async Task<JsonElement> ReadObjectAsync(HttpRequest request)
     {
+        JsonDocument doc;
         try
         {
-            using var doc = await JsonDocument.ParseAsync(request.Body);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new BadRequestException("body", $"the request body is a JSON {doc.RootElement.ValueKind}; expected an object");
-            return doc.RootElement.Clone();
+            doc = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = MaxDepth });
+        }
+        catch (JsonException e) when (e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new BadRequestException("body", $"the request body nests deeper than {MaxDepth} levels");
         }
         catch (JsonException e)
         {
             throw new BadRequestException("body", $"the request body is not valid JSON ({e.Message})");
         }
+        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            throw new BadRequestException("body", $"the request body could not be read to its end ({e.Message})");
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new BadRequestException("body", $"the request body is a JSON {doc.RootElement.ValueKind}; expected an object");
+            Check(doc.RootElement, "");
+            return doc.RootElement.Clone();
+        }
     }
+
+    private static void Check(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var property in element.EnumerateObject())
+                {
+                    string name = ValidText(() => property.Name, path.Length == 0 ? "a key" : $"a key in {path}");
+                    string inner = path.Length == 0 ? name : $"{path}.{name}";
+                    if (!seen.Add(name)) throw new BadRequestException(inner, $"{inner} appears twice; each field may be given once");
+                    Check(property.Value, inner);
+                }
+                break;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in element.EnumerateArray()) Check(item, $"{path}[{i++}]");
+                break;
+            case JsonValueKind.String:
+                // Strings without escapes are checked as raw UTF-8, so a 20 MB base64 upload is not copied to be checked.
+                var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(element);
+                if (raw.IndexOf((byte)'\\') < 0)
+                {
+                    if (!System.Text.Unicode.Utf8.IsValid(raw)) throw Invalid(path);
+                }
+                else ValidText(element.GetString, path);
+                break;
+        }
+    }
+
+    private static string ValidText(Func<string?> read, string what)
+    {
+        string text;
+        try
+        {
+            text = read() ?? "";
+        }
+        catch (InvalidOperationException)
+        {
+            throw Invalid(what);
+        }
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) i++;
+            else if (char.IsSurrogate(text[i])) throw Invalid(what);
+        }
+        return text;
+    }
+
+    private static BadRequestException Invalid(string what) =>
+        new(what, $"{what} is not valid Unicode text (invalid UTF-8 or a lone surrogate such as \\ud800); expected a string of Unicode characters");
 
     public static JsonElement? Field(this JsonElement o, string name) =>
         o.TryGetProperty(name, out var v) && v.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined) ? v : null;

@@ -6,6 +6,7 @@ using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Schedulers;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Sdapi;
@@ -13,11 +14,29 @@ namespace AsyncDiffusion.Server.Sdapi;
 /// <summary>AUTOMATIC1111's <c>/sdapi/v1</c> API: the shapes Open WebUI, SillyTavern and LibreChat send and read.</summary>
 public static class SdapiEndpoints
 {
-    /// <summary>Jobs started through this API, for /progress and /interrupt.</summary>
+    /// <summary>Jobs started through this API and who started each (<see cref="CallerIdentity"/>), for /progress and /interrupt.</summary>
     private sealed class State
     {
-        public readonly List<Job> Active = new();
-        public Job? Latest;
+        private readonly List<(Job Job, string Caller)> _active = new();
+
+        public void Add(Job job, string caller)
+        {
+            lock (_active)
+            {
+                _active.RemoveAll(a => a.Job.Completion.IsCompleted); // bounded even when nobody polls /progress
+                _active.Add((job, caller));
+            }
+        }
+
+        /// <summary>The caller's unfinished jobs, oldest first.</summary>
+        public List<Job> Of(string caller)
+        {
+            lock (_active)
+            {
+                _active.RemoveAll(a => a.Job.Completion.IsCompleted);
+                return _active.Where(a => a.Caller == caller).Select(a => a.Job).ToList();
+            }
+        }
     }
 
     public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options)
@@ -28,22 +47,18 @@ public static class SdapiEndpoints
         api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: false)));
         api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: true)));
 
+        // Progress, previews and interrupts concern the caller's own jobs: another client's images are not shown or stopped.
         api.MapGet("/progress", (HttpContext ctx) =>
         {
-            Job? job;
-            int count;
-            lock (state)
-            {
-                state.Active.RemoveAll(j => j.Completion.IsCompleted);
-                count = state.Active.Count;
-                job = state.Active.FirstOrDefault(j => j.State == JobState.Running) ?? state.Active.FirstOrDefault();
-            }
+            var mine = state.Of(CallerIdentity.Of(ctx));
+            int count = mine.Count;
+            var job = mine.FirstOrDefault(j => j.State == JobState.Running) ?? mine.FirstOrDefault();
             if (job is null)
                 return Results.Json(new { progress = 0.0, eta_relative = 0.0, state = Idle(), current_image = (string?)null, textinfo = (string?)null });
             double progress = job.StepsTotal > 0 ? (double)job.StepsDone / job.StepsTotal : 0;
             double elapsed = job.StartedAt is { } started ? (DateTime.UtcNow - started).TotalSeconds : 0;
             bool skipImage = ctx.Request.Query["skip_current_image"].ToString() is "true" or "True" or "1";
-            string? preview = skipImage ? null : catalog.Engine.PreviewPng(job) is { } png ? Convert.ToBase64String(png) : null;
+            string? preview = skipImage ? null : catalog.Preview(job) is { } png ? Convert.ToBase64String(png) : null;
             return Results.Json(new
             {
                 progress,
@@ -58,9 +73,9 @@ public static class SdapiEndpoints
             });
         });
 
-        IResult Interrupt()
+        IResult Interrupt(HttpContext ctx)
         {
-            lock (state) foreach (var j in state.Active) j.Cancel();
+            foreach (var j in state.Of(CallerIdentity.Of(ctx))) j.Cancel();
             return Results.Json(new { });
         }
         api.MapPost("/interrupt", Interrupt);
@@ -91,7 +106,7 @@ public static class SdapiEndpoints
             {
                 var model = catalog.Find(wanted)
                     ?? throw new BadRequestException("sd_model_checkpoint", $"model '{wanted}' is not listed; choose one of: {string.Join(", ", catalog.Models.Select(m => m.Title))}");
-                catalog.Switch(model);
+                await catalog.SwitchAsync(model);
             }
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
@@ -107,7 +122,9 @@ public static class SdapiEndpoints
             byte[] bytes;
             try { bytes = Convert.FromBase64String(image.Trim()); }
             catch (FormatException) { throw new BadRequestException("image", "image is not valid base64"); }
-            string info = PngText.Read(bytes).GetValueOrDefault("parameters", "");
+            string info;
+            try { info = PngText.ReadChecked(bytes, "image").GetValueOrDefault("parameters", ""); }
+            catch (AsyncDiffusionException e) { throw new BadRequestException("image", e.Message); }
             var (_, _, items) = Infotext.Parse(info);
             return Results.Json(new { info, items = new Dictionary<string, string>(items) { ["parameters"] = info } });
         }));
@@ -120,17 +137,14 @@ public static class SdapiEndpoints
 
     private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, bool img2img)
     {
+        // Everything read from the body is read here, before the work: nothing about it can fail afterwards.
         var body = await Lenient.ReadObjectAsync(ctx.Request);
         var request = ToRequest(body, catalog, options, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
-        var engine = catalog.Engine;
-        var job = engine.Submit(request);
-        lock (state)
-        {
-            state.Active.RemoveAll(j => j.Completion.IsCompleted); // bounded even when nobody polls /progress
-            state.Active.Add(job);
-            state.Latest = job;
-        }
+        var parameters = Echo(body);
+        var model = catalog.Current;
+        var job = catalog.Engine.Submit(request);
+        state.Add(job, CallerIdentity.Of(ctx));
         // A client that hangs up cancels its job.
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         JobResult result;
@@ -141,7 +155,7 @@ public static class SdapiEndpoints
         catch (OperationCanceledException)
         {
             // Interrupted (A1111's /interrupt): answer with no images rather than an error.
-            return Results.Json(new { images = Array.Empty<string>(), parameters = Echo(body), info = "{}" });
+            return new CompleteJson(new { images = Array.Empty<string>(), parameters, info = "{}" });
         }
         var gen = result.Generation;
         var seeds = gen.Images.Select(i => i.Seed).ToArray();
@@ -162,27 +176,26 @@ public static class SdapiEndpoints
             ["steps"] = request.Steps,
             ["batch_size"] = seeds.Length,
             ["denoising_strength"] = img2img ? request.Strength : null,
-            ["sd_model_name"] = catalog.Current.Name,
-            ["sd_model_hash"] = catalog.Current.Hash[..10],
+            ["sd_model_name"] = model.Name,
+            ["sd_model_hash"] = model.Hash[..10],
             ["infotexts"] = new JsonArray(gen.Images.Select(i => (JsonNode)i.Infotext).ToArray()),
             ["index_of_first_image"] = 0,
             ["job_timestamp"] = job.SubmittedAt.ToString("yyyyMMddHHmmss"),
             ["version"] = "AsyncDiffusion",
         };
-        return Results.Json(new
+        return new CompleteJson(new
         {
             images = sendImages ? result.Files.Select(Convert.ToBase64String).ToArray() : [],
-            parameters = Echo(body),
+            parameters,
             info = info.ToJsonString(),
         });
     }
 
-    private static JsonNode? Echo(JsonElement body)
-    {
-        var node = JsonNode.Parse(body.GetRawText())!.AsObject();
-        if (node["init_images"] is not null) node["init_images"] = new JsonArray();
-        return node;
-    }
+    private static readonly JsonElement EmptyArray = JsonDocument.Parse("[]").RootElement.Clone();
+
+    // A1111 echoes the request's parameters; the parsed body is echoed as it was checked, uploaded images left out.
+    private static Dictionary<string, JsonElement> Echo(JsonElement body) =>
+        body.EnumerateObject().ToDictionary(p => p.Name, p => p.Name == "init_images" ? EmptyArray : p.Value, StringComparer.Ordinal);
 
     internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
     {

@@ -91,9 +91,10 @@ public sealed class Job
 
     internal void StepDone(int image, int step, int steps, double timestep, float[] latents)
     {
-        Interlocked.Increment(ref _stepsDone);
+        // Latents first, then the count: a poller that sees step k never pairs it with older latents.
         LatestLatents = latents;
         LatestImageIndex = image;
+        Interlocked.Increment(ref _stepsDone);
         Emit(new JobStep(Id, image, step, steps, timestep));
     }
 

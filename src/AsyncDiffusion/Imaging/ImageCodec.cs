@@ -7,7 +7,7 @@ public enum ImageFormat { Png, Jpeg, Webp }
 
 /// <summary>
 /// Decodes untrusted image bytes (PNG, JPEG, WebP, BMP, GIF) with SkiaSharp under a pixel limit
-/// checked before any pixel is decoded, and encodes results. PNGs carry the generation
+/// checked before any pixel is decoded, refusing truncated or corrupt data, and encodes results. PNGs carry the generation
 /// parameters in a <c>parameters</c> text chunk, as AUTOMATIC1111 writes them.
 /// </summary>
 public static class ImageCodec
@@ -26,7 +26,10 @@ public static class ImageCodec
         var target = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(target);
         var result = codec.GetPixels(target, bitmap.GetPixels());
-        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+        // A header alone (or a cut-off upload) decodes as "incomplete" with the rest left blank: that is not the image the client meant.
+        if (result == SKCodecResult.IncompleteInput)
+            throw new AsyncDiffusionException($"'{name}' is truncated: its header declares {info.Width}×{info.Height} pixels but the image data ends early ({bytes.Length:N0} bytes); expected a complete PNG, JPEG, WebP, BMP or GIF.");
+        if (result != SKCodecResult.Success)
             throw new AsyncDiffusionException($"'{name}' could not be decoded ({result}); expected a valid PNG, JPEG, WebP, BMP or GIF.");
         return FromRgba(bitmap.GetPixelSpan(), info.Width, info.Height, bitmap.RowBytes);
     }
@@ -39,23 +42,27 @@ public static class ImageCodec
 
     /// <summary>
     /// Scales the image to cover <paramref name="width"/>×<paramref name="height"/> keeping its
-    /// aspect ratio, then crops the centre (AUTOMATIC1111's "crop and resize").
+    /// aspect ratio, then crops the centre (AUTOMATIC1111's "crop and resize"). Only the part of
+    /// the source that survives the crop is scaled, so the memory used is bounded by the source
+    /// and the result whatever the aspect ratio (scaling first would make a 1,000,000×16 strip
+    /// covering 64×64 into a 4,000,000×64 intermediate).
     /// </summary>
     public static RgbImage ResizeAndCrop(RgbImage image, int width, int height)
     {
+        if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), "The target size must be positive.");
         if (image.Width == width && image.Height == height) return image;
         double scale = Math.Max((double)width / image.Width, (double)height / image.Height);
-        int sw = Math.Max(width, (int)Math.Round(image.Width * scale)), sh = Math.Max(height, (int)Math.Round(image.Height * scale));
-        using var source = ToBitmap(image);
-        using var scaled = source.Resize(new SKImageInfo(sw, sh, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.Mitchell))
+        int cropWidth = Math.Clamp((int)Math.Round(width / scale), 1, image.Width), cropHeight = Math.Clamp((int)Math.Round(height / scale), 1, image.Height);
+        int left = (image.Width - cropWidth) / 2, top = (image.Height - cropHeight) / 2;
+        using var source = ToBitmap(image, left, top, cropWidth, cropHeight);
+        using var scaled = source.Resize(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.Mitchell))
             ?? throw new AsyncDiffusionException("The image could not be resized.");
-        int left = (sw - width) / 2, top = (sh - height) / 2;
         var result = RgbImage.Create(width, height);
         var pixels = scaled.GetPixelSpan();
         for (int y = 0; y < height; y++)
             for (int x = 0; x < width; x++)
             {
-                int s = (top + y) * scaled.RowBytes + (left + x) * 4, d = (y * width + x) * 3;
+                int s = y * scaled.RowBytes + x * 4, d = (y * width + x) * 3;
                 result.Pixels[d] = pixels[s];
                 result.Pixels[d + 1] = pixels[s + 1];
                 result.Pixels[d + 2] = pixels[s + 2];
@@ -86,14 +93,17 @@ public static class ImageCodec
 
     public static string Extension(ImageFormat format) => format switch { ImageFormat.Jpeg => ".jpg", ImageFormat.Webp => ".webp", _ => ".png" };
 
-    private static SKBitmap ToBitmap(RgbImage image)
+    private static SKBitmap ToBitmap(RgbImage image) => ToBitmap(image, 0, 0, image.Width, image.Height);
+
+    /// <summary>The <paramref name="width"/>×<paramref name="height"/> region at (<paramref name="left"/>, <paramref name="top"/>) as an opaque RGBA bitmap.</summary>
+    private static SKBitmap ToBitmap(RgbImage image, int left, int top, int width, int height)
     {
-        var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         var span = bitmap.GetPixelSpan();
-        for (int y = 0; y < image.Height; y++)
-            for (int x = 0; x < image.Width; x++)
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
             {
-                int s = (y * image.Width + x) * 3, d = y * bitmap.RowBytes + x * 4;
+                int s = ((top + y) * image.Width + left + x) * 3, d = y * bitmap.RowBytes + x * 4;
                 span[d] = image.Pixels[s];
                 span[d + 1] = image.Pixels[s + 1];
                 span[d + 2] = image.Pixels[s + 2];
@@ -135,18 +145,32 @@ public static class PngText
         return [.. png.AsSpan(0, afterHeader), .. chunk, .. png.AsSpan(afterHeader)];
     }
 
-    /// <summary>All tEXt/iTXt chunks of a PNG, keyword → text.</summary>
-    public static Dictionary<string, string> Read(byte[] png)
+    /// <summary>All tEXt/iTXt chunks of a PNG, keyword → text; what follows a broken chunk is ignored (see <see cref="ReadChecked"/>).</summary>
+    public static Dictionary<string, string> Read(byte[] png) => Read(png, null);
+
+    /// <summary>
+    /// Like <see cref="Read"/>, but bytes that are not a PNG, or a chunk whose declared length
+    /// runs past the end of the data, are an <see cref="AsyncDiffusionException"/> naming <paramref name="name"/>.
+    /// </summary>
+    public static Dictionary<string, string> ReadChecked(byte[] png, string name) => Read(png, name);
+
+    private static Dictionary<string, string> Read(byte[] png, string? strictName)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (png.Length < 8 || !png.AsSpan(0, 8).SequenceEqual(Signature)) return result;
+        if (png.Length < 8 || !png.AsSpan(0, 8).SequenceEqual(Signature))
+            return strictName is null ? result : throw new AsyncDiffusionException($"'{strictName}' is not a PNG (it does not start with the PNG signature).");
         int pos = 8;
         while (pos + 12 <= png.Length)
         {
-            int length = (png[pos] << 24) | (png[pos + 1] << 16) | (png[pos + 2] << 8) | png[pos + 3];
-            if (length < 0 || pos + 12 + length > png.Length) break;
+            // Lengths are unsigned 31-bit values; in long arithmetic a length near 2^31 cannot wrap past the bounds check.
+            long length = ((long)png[pos] << 24) | ((long)png[pos + 1] << 16) | ((long)png[pos + 2] << 8) | png[pos + 3];
+            if (length > int.MaxValue || pos + 12L + length > png.Length)
+            {
+                if (strictName is null) break;
+                throw new AsyncDiffusionException($"'{strictName}' is a broken PNG: the chunk at byte {pos} declares {length:N0} bytes but only {png.Length - pos - 12:N0} follow.");
+            }
             string type = Encoding.ASCII.GetString(png, pos + 4, 4);
-            var data = png.AsSpan(pos + 8, length);
+            var data = png.AsSpan(pos + 8, (int)length);
             int zero = data.IndexOf((byte)0);
             if (zero > 0 && type == "tEXt") result[Encoding.Latin1.GetString(data[..zero])] = Encoding.Latin1.GetString(data[(zero + 1)..]);
             else if (zero > 0 && type == "iTXt" && data.Length > zero + 3 && data[zero + 1] == 0)
@@ -161,7 +185,7 @@ public static class PngText
                 }
             }
             if (type == "IEND") break;
-            pos += 12 + length;
+            pos += 12 + (int)length;
         }
         return result;
     }

@@ -14,8 +14,9 @@ internal sealed class PrepareStage(StageQueues queues, RequestPreparation prepar
             try
             {
                 job.MarkRunning();
-                foreach (var image in preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken))
-                    queues.Denoise.Add(new ImageInFlight(outputs, image));
+                var images = preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken);
+                job.Plan.ReleaseInputs();
+                foreach (var image in images) queues.Denoise.Add(new ImageInFlight(outputs, image));
             }
             catch (Exception e)
             {
