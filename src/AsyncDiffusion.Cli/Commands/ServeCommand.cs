@@ -2,6 +2,7 @@ using System.CommandLine;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server;
 using AsyncDiffusion.Server.Configuration;
+using Microsoft.Extensions.Hosting;
 
 namespace AsyncDiffusion.Cli.Commands;
 

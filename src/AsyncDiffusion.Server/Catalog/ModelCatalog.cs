@@ -31,6 +31,8 @@ public sealed class ModelCatalog : IDisposable
     public CatalogModel Current { get { lock (_lock) return _current; } }
     public DiffusionEngine Engine { get { lock (_lock) return _engine; } }
 
+    /// <param name="options">The listed models and the engine's options.</param>
+    /// <param name="log">Where loading is reported.</param>
     /// <param name="open">Opens a model folder as an engine (tests slow it down); default: <see cref="DiffusionEngine.Open"/> with the options.</param>
     public ModelCatalog(ServerOptions options, ILogger log, Func<string, DiffusionEngine>? open = null)
     {
@@ -41,6 +43,8 @@ public sealed class ModelCatalog : IDisposable
         Models = folders.Select(f => Describe(f, synthetic: options.Models.Count == 0)).ToArray();
         var duplicate = Models.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new AsyncDiffusionException($"Two models are named '{duplicate.Key}'; model folders must have distinct names.");
+        // Every listed folder's files are checked now (fast: no model is loaded), so a broken one stops the start rather than a later switch.
+        foreach (var model in Models) AsyncDiffusion.Models.ModelFolder.Validate(model.Folder);
         _current = Models[0];
         if (options.Models.Count == 0)
             log.LogWarning("No --model given: serving the built-in synthetic model (real SD architecture, random weights): images are abstract.");

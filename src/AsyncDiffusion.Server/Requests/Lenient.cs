@@ -114,10 +114,10 @@ public static class Lenient
     public static double? Number(this JsonElement o, string name) => o.Field(name) switch
     {
         null => null,
-        { ValueKind: JsonValueKind.Number } v => v.GetDouble(),
+        { ValueKind: JsonValueKind.Number } v when v.TryGetDouble(out double d) && double.IsFinite(d) => d,
         { ValueKind: JsonValueKind.True } => 1,
         { ValueKind: JsonValueKind.False } => 0,
-        { ValueKind: JsonValueKind.String } v when double.TryParse(v.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+        { ValueKind: JsonValueKind.String } v when double.TryParse(v.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) => d,
         { ValueKind: JsonValueKind.String } v when string.IsNullOrWhiteSpace(v.GetString()) => null,
         var v => throw new BadRequestException(name, $"{name} is {v!.Value.GetRawText()}; expected a number"),
     };
@@ -135,7 +135,7 @@ public static class Lenient
         null => null,
         { ValueKind: JsonValueKind.True } => true,
         { ValueKind: JsonValueKind.False } => false,
-        { ValueKind: JsonValueKind.Number } v => v.GetDouble() != 0,
+        { ValueKind: JsonValueKind.Number } v => !v.TryGetDouble(out double d) || d != 0, // beyond double's range is not zero
         { ValueKind: JsonValueKind.String } v => v.GetString()!.Trim().ToLowerInvariant() is "true" or "1" or "yes",
         var v => throw new BadRequestException(name, $"{name} is {v!.Value.GetRawText()}; expected true or false"),
     };

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Engine;
 

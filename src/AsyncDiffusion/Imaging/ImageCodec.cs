@@ -17,6 +17,7 @@ public static class ImageCodec
 
     public static RgbImage Decode(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
     {
+        if (bytes.Length == 0) throw new AsyncDiffusionException($"'{name}' is empty; expected a PNG, JPEG, WebP, BMP or GIF.");
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data)
             ?? throw new AsyncDiffusionException($"'{name}' is not a readable image; expected PNG, JPEG, WebP, BMP or GIF.");
@@ -149,7 +150,7 @@ public static class PngText
     public static Dictionary<string, string> Read(byte[] png) => Read(png, null);
 
     /// <summary>
-    /// Like <see cref="Read"/>, but bytes that are not a PNG, or a chunk whose declared length
+    /// Like <see cref="Read(byte[])"/>, but bytes that are not a PNG, or a chunk whose declared length
     /// runs past the end of the data, are an <see cref="AsyncDiffusionException"/> naming <paramref name="name"/>.
     /// </summary>
     public static Dictionary<string, string> ReadChecked(byte[] png, string name) => Read(png, name);
