@@ -110,7 +110,7 @@ public static class JobsEndpoints
             "taesd" => DecoderKind.Taesd,
             var d => throw new BadRequestException("decoder", $"decoder '{d}' is not vae or taesd"),
         },
-        InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
+        InitImage = b.Field("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
     };
 }

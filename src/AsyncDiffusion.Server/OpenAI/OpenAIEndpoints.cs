@@ -154,9 +154,9 @@ public static class OpenAIEndpoints
 
     private static async Task<RgbImage> Upload(IFormFile file, ServerOptions options)
     {
-        using var memory = new MemoryStream();
-        await file.CopyToAsync(memory);
-        return UploadedImages.Decode(memory.ToArray(), "image", options.MaxImagePixels);
+        var bytes = new byte[file.Length]; // the form is already read: its length is known and within the body limit
+        await using (var stream = file.OpenReadStream()) await stream.ReadExactlyAsync(bytes);
+        return UploadedImages.Decode(bytes, "image", options.MaxImagePixels);
     }
 
     private static long? ParseLong(IFormCollection form, string key) =>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
 using AsyncDiffusion.Server.Configuration;
 
 namespace AsyncDiffusion.Server.Requests;
@@ -18,14 +19,16 @@ public static class Lenient
     /// Reads the body once, up front, as a JSON object and checks all of it before any work:
     /// nesting within <see cref="MaxDepth"/>, no key twice in one object, and every string and
     /// key valid Unicode (no invalid UTF-8, no lone surrogate escapes), so nothing read from it
-    /// later can fail.
+    /// later can fail. The document reads the body in place and lives until the response is
+    /// written; elements must not be kept beyond the request.
     /// </summary>
     public static async Task<JsonElement> ReadObjectAsync(HttpRequest request)
     {
+        var body = await ReadBodyAsync(request);
         JsonDocument doc;
         try
         {
-            doc = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = MaxDepth });
+            doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = MaxDepth });
         }
         catch (JsonException e) when (e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase))
         {
@@ -35,16 +38,35 @@ public static class Lenient
         {
             throw new BadRequestException("body", $"the request body is not valid JSON ({e.Message})");
         }
-        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        request.HttpContext.Response.RegisterForDispose(doc);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new BadRequestException("body", $"the request body is a JSON {doc.RootElement.ValueKind}; expected an object");
+        Check(doc.RootElement, "");
+        return doc.RootElement;
+    }
+
+    // The body in one array of its own size, which the document then reads in place: no pooled buffers grown by doubling, no copy.
+    private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request)
+    {
+        var aborted = request.HttpContext.RequestAborted;
+        try
+        {
+            if (request.ContentLength is long length)
+            {
+                long? limit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+                if (length > (limit ?? int.MaxValue) || length > int.MaxValue)
+                    throw new BadHttpRequestException("Request body too large.", StatusCodes.Status413PayloadTooLarge);
+                var body = new byte[length];
+                await request.Body.ReadExactlyAsync(body, aborted);
+                return body;
+            }
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer, aborted); // chunked: Kestrel stops it at the body limit
+            return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        }
+        catch (IOException e) when (e is not BadHttpRequestException && !aborted.IsCancellationRequested)
         {
             throw new BadRequestException("body", $"the request body could not be read to its end ({e.Message})");
-        }
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new BadRequestException("body", $"the request body is a JSON {doc.RootElement.ValueKind}; expected an object");
-            Check(doc.RootElement, "");
-            return doc.RootElement.Clone();
         }
     }
 

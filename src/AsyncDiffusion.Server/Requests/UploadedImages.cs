@@ -1,11 +1,40 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Runtime.InteropServices;
+using System.Text.Json;
 using AsyncDiffusion.Imaging;
-using AsyncDiffusion.Server.Configuration;
 
 namespace AsyncDiffusion.Server.Requests;
 
 /// <summary>Client-supplied images: base64 or data URIs, decoded with a pixel limit; never fetched from URLs.</summary>
 public static class UploadedImages
 {
+    /// <summary>
+    /// An image sent as a JSON string: decoded straight from the body's UTF-8 bytes when it has
+    /// no escapes (a 20 MB upload is not first copied into a 40 MB string), else as text.
+    /// </summary>
+    public static RgbImage FromBase64(JsonElement value, string field, long maxPixels)
+    {
+        if (value.ValueKind != JsonValueKind.String) throw new BadRequestException(field, $"{field} must be a base64 string or a data URI");
+        var raw = JsonMarshal.GetRawUtf8Value(value);
+        if (raw.Length >= 2 && raw[0] == (byte)'"') raw = raw[1..^1];
+        if (raw.IndexOf((byte)'\\') >= 0) return FromBase64(value.GetString()!, field, maxPixels);
+        var text = raw.Trim((byte)' ');
+        if (text.StartsWith("data:"u8) || text.StartsWith("DATA:"u8))
+        {
+            int comma = text.IndexOf((byte)',');
+            if (comma >= 0) text = text[(comma + 1)..];
+        }
+        int padding = text.EndsWith("=="u8) ? 2 : text.EndsWith("="u8) ? 1 : 0;
+        if (text.Length % 4 == 0 && text.Length > 0)
+        {
+            var bytes = new byte[text.Length / 4 * 3 - padding];
+            if (Base64.DecodeFromUtf8(text, bytes, out _, out int written) == OperationStatus.Done && written == bytes.Length)
+                return Decode(bytes, field, maxPixels);
+        }
+        return FromBase64(value.GetString()!, field, maxPixels); // URLs, whitespace, bad base64: the text path says what is wrong
+    }
+
     public static RgbImage FromBase64(string text, string field, long maxPixels)
     {
         text = text.Trim();

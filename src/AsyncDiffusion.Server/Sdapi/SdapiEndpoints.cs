@@ -220,7 +220,7 @@ public static class SdapiEndpoints
                 throw new BadRequestException("init_images", "Init image not found", 404);
             var first = images.Value[0];
             if (first.ValueKind != JsonValueKind.String) throw new BadRequestException("init_images", "init_images must hold base64 strings");
-            init = UploadedImages.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
+            init = UploadedImages.FromBase64(first, "init_images[0]", options.MaxImagePixels);
         }
         string prompt = b.String("prompt") ?? "";
         return new GenerationRequest

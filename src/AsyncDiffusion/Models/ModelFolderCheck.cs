@@ -32,7 +32,7 @@ internal static class ModelFolderCheck
 
         if (Int(unet, "cross_attention_dim") is int cross && Int(text, "hidden_size") is int hidden && cross != hidden)
             throw new ModelFolderException(
-                $"'{unet!.Path}' says cross_attention_dim {cross} but '{text!.Path}' says hidden_size {hidden}; the text encoder and UNet must come from the same model.");
+                $"'{unet!.Path}' attends to {cross}-wide text states (cross_attention_dim) but '{text!.Path}' produces {hidden} (hidden_size); the text encoder and UNet must come from the same model.");
         var latentConfig = Int(decoder, "latent_channels") is not null ? decoder : vae;
         if (Int(unet, "out_channels") is int unetLatents && Int(latentConfig, "latent_channels") is int vaeLatents && unetLatents != vaeLatents)
             throw new ModelFolderException(

@@ -50,7 +50,7 @@ public sealed class BrokenModelFolderTests
         new("tokenizer larger than the text encoder's vocabulary", Json("text_encoder/config.json", c => c["vocab_size"] = 1000), "vocab.json", "has 49,408 tokens but", true),
         new("scheduler trained on 0 steps", Json("scheduler/scheduler_config.json", c => c["num_train_timesteps"] = 0), "scheduler_config.json", "num_train_timesteps 0", true),
         new("scheduler steps fractional", Json("scheduler/scheduler_config.json", c => c["num_train_timesteps"] = 999.5), "scheduler_config.json", "expected an integer", true),
-        new("text width mismatch", Json("unet/config.json", c => c["cross_attention_dim"] = 48), "unet/config.json", "cross_attention_dim 48 but", true),
+        new("text width mismatch", Json("unet/config.json", c => c["cross_attention_dim"] = 48), "unet/config.json", "attends to 48-wide text states", true),
         new("latent channel mismatch", Json("vae_decoder/config.json", c => c["latent_channels"] = 8), "vae_decoder/config.json", "latent_channels 8", true),
         new("tokenizer max length as text", Json("tokenizer/tokenizer_config.json", c => c["model_max_length"] = "long"), "tokenizer_config.json", "model_max_length", true),
         new("truncated UNet weights", folder =>
