@@ -33,7 +33,14 @@ public static class BuiltInModel
         if (!File.Exists(Path.Combine(folder, "model_index.json")))
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-            SyntheticModelWriter.Write(folder, SyntheticPreset.Tiny);
+            try
+            {
+                SyntheticModelWriter.Write(folder, SyntheticPreset.Tiny);
+            }
+            catch (IOException) when (File.Exists(Path.Combine(folder, "model_index.json")))
+            {
+                // Another process (a second node starting at the same time) put the same complete folder in place first.
+            }
         }
         return folder;
     }

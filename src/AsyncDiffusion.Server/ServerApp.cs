@@ -21,9 +21,11 @@ namespace AsyncDiffusion.Server;
 public static class ServerApp
 {
     /// <param name="options">Checked first (<see cref="ServerOptions.Validate"/>): a bad option is an <see cref="AsyncDiffusionException"/> before any model loads.</param>
+    /// <param name="extension">What another component (the cluster node) adds; null: the server on its own engine.</param>
     /// <param name="logging">Extra logging set-up (tests capture the log).</param>
     /// <param name="openModel">Opens a model folder as an engine; default <see cref="DiffusionEngine.Open"/>.</param>
-    public static WebApplication Build(ServerOptions options, Action<ILoggingBuilder>? logging = null, Func<string, DiffusionEngine>? openModel = null)
+    public static WebApplication Build(ServerOptions options, ServerExtension? extension = null, Action<ILoggingBuilder>? logging = null,
+        Func<string, DiffusionEngine>? openModel = null)
     {
         var listen = options.Validate();
         var builder = WebApplication.CreateSlimBuilder();
@@ -35,6 +37,7 @@ public static class ServerApp
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddSimpleConsole(c => c.SingleLine = true);
         logging?.Invoke(builder.Logging);
+        extension?.ConfigureServices(builder);
         var app = builder.Build();
         var log = app.Logger;
         if (!listen.LoopbackOnly && options.ApiKey is null && options.ApiAuth is null)
@@ -70,12 +73,37 @@ public static class ServerApp
         app.MapGet("/", () => Results.Content(Resource("index.html"), "text/html; charset=utf-8"));
         app.MapGet("/api/v1/openapi.json", () => Results.Content(Resource("openapi.json"), "application/json"));
         app.MapGet("/health", () => Results.Json(new { status = "ok" }));
-        app.MapGet("/ready", () => Results.Json(new { status = "ready", model = catalog.Current.Name, synthetic = catalog.Current.Synthetic }));
+        var engineOptions = options.Engine;
+        log.LogInformation("Engine: {Streams} stream(s) × {Threads} thread(s), batch up to {Batch}; {Why}", engineOptions.Streams,
+            DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads, engineOptions.MaxBatch, engineOptions.Rationale ?? "as configured");
+        app.MapGet("/ready", () => Results.Json(new
+        {
+            status = "ready",
+            model = catalog.Current.Name,
+            synthetic = catalog.Current.Synthetic,
+            engine = new
+            {
+                mode = engineOptions.Mode.ToString().ToLowerInvariant(),
+                streams = engineOptions.Streams,
+                threads_per_stream = DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads,
+                max_batch = engineOptions.MaxBatch,
+                exclusive_compute = engineOptions.ExclusiveCompute,
+                why = engineOptions.Rationale ?? "as configured",
+            },
+        }));
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Stats), "text/plain; version=0.0.4"));
 
-        SdapiEndpoints.Map(app, catalog, options);
-        OpenAIEndpoints.Map(app, catalog, options, store, address);
+        var parts = new ServerParts(options, catalog, metrics);
+        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) => Task.FromResult(catalog.Engine.Submit(request)));
+        SdapiEndpoints.Map(app, catalog, options, submit);
+        OpenAIEndpoints.Map(app, catalog, options, store, submit, address);
         JobsEndpoints.Map(app, catalog, options);
+        if (extension is not null)
+        {
+            // The extension's routes win over built-in routes with the same pattern (lower order is preferred).
+            var overrides = app.MapGroup("").WithOrder(-1);
+            extension.MapRoutes(overrides, parts);
+        }
         return app;
     }
 

@@ -20,8 +20,9 @@ public static class BenchmarkCommand
         var requests = new Option<int>("--requests") { Description = "Measured requests.", DefaultValueFactory = _ => 8 };
         var concurrency = new Option<string>("--concurrency") { Description = "Clients in a closed loop (comma list for --sweep).", DefaultValueFactory = _ => "1" };
         var mode = new Option<string>("--mode") { Description = "sync (one request at a time: the baseline) or async.", DefaultValueFactory = _ => "async" };
-        var streams = new Option<string>("--streams") { Description = "UNet streams (comma list for --sweep).", DefaultValueFactory = _ => "1" };
-        var maxBatch = new Option<string>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep).", DefaultValueFactory = _ => "1" };
+        var streams = new Option<string?>("--streams") { Description = "UNet streams (comma list for --sweep; default: the automatic choice for this machine, 1 in a sweep)." };
+        var maxBatch = new Option<string?>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep; default: the automatic choice, 1 in a sweep)." };
+        var overlap = new Option<bool>("--overlap-compute") { Description = "Let the stages' ONNX Runtime calls overlap freely (no turns, no spinning) instead of one heavy call per stream." };
         var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT (default: the model's native size)." };
         var steps = new Option<int>("--steps") { Description = "Denoising steps per image.", DefaultValueFactory = _ => 20 };
         var scheduler = new Option<string>("--scheduler") { Description = "Scheduler name.", DefaultValueFactory = _ => "Euler a" };
@@ -37,13 +38,16 @@ public static class BenchmarkCommand
         var chart = new Option<string?>("--chart") { Description = "With --sweep: write a PNG chart of throughput against p99 latency here (default sweep.png)." };
         var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
         var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
+        var url = new Option<string?>("--url") { Description = "Drive running servers instead (comma list, e.g. http://node1:7860,http://node2:7860): requests go round-robin over the native jobs API." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
+            model, synthetic, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
+            if (parse.GetValue(url) is { } urlList) return RunOverHttp(cli, urlList, parse.GetValue(size), parse.GetValue(steps), parse.GetValue(scheduler)!, parse.GetValue(cfg),
+                Positive(parse.GetValue(requests), "--requests"), IntList(parse.GetValue(concurrency)!, "--concurrency")[0], Math.Max(0, parse.GetValue(warmup)), parse.GetValue(json));
             string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli);
             var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
             var request = new GenerationRequest
@@ -75,14 +79,15 @@ public static class BenchmarkCommand
             };
             int totalThreads = parse.GetValue(threads);
             var configs = new List<(EngineOptions Engine, int Concurrency)>();
-            var streamList = IntList(parse.GetValue(streams)!, "--streams");
-            var batchList = IntList(parse.GetValue(maxBatch)!, "--max-batch");
+            bool exclusive = !parse.GetValue(overlap);
+            var streamList = IntList(parse.GetValue(streams) ?? "1", "--streams");
+            var batchList = IntList(parse.GetValue(maxBatch) ?? "1", "--max-batch");
             var concurrencyList = IntList(parse.GetValue(concurrency)!, "--concurrency");
             if (parse.GetValue(sweep))
             {
                 configs.Add((new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads }, 1));
                 foreach (int s in streamList) foreach (int b in batchList) foreach (int c in concurrencyList)
-                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c) }, c));
+                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c), ExclusiveCompute = exclusive }, c));
             }
             else if (parse.GetValue(hint) is { } h2 || parse.GetValue(config) is not null)
             {
@@ -93,12 +98,19 @@ public static class BenchmarkCommand
                 int c = latency ? 1 : tuned?.Concurrency ?? options.Streams * options.MaxBatch;
                 configs.Add((options with { Threads = totalThreads }, c));
             }
-            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]) }, concurrencyList[0]));
+            else if (engineMode == EngineMode.Async && parse.GetValue(streams) is null && parse.GetValue(maxBatch) is null)
+            {
+                // What serve would pick here.
+                var auto = EngineOptions.Automatic(totalThreads > 0 ? totalThreads : Environment.ProcessorCount, TunedConfig.Find(null));
+                cli.Error.WriteLine($"Engine: {auto.Rationale}.");
+                configs.Add((auto with { MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
+            }
+            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
 
             var reports = new List<BenchmarkReport>();
             foreach (var (engine, c) in configs)
             {
-                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
+                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine with { OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
                     message => cli.Error.WriteLine(message));
                 if (report.Probe is null && reports.Count > 0) report = report with { Probe = reports[0].Probe, Rates = Recompute(report.Rates, reports[0].Probe) };
                 reports.Add(report);
@@ -117,6 +129,30 @@ public static class BenchmarkCommand
             return 0;
         }));
         return command;
+    }
+
+    private static int RunOverHttp(CliContext cli, string urlList, string? size, int steps, string scheduler, double cfg, int requests, int concurrency, int warmup, string? json)
+    {
+        var urls = urlList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => u.TrimEnd('/')).ToArray();
+        foreach (var u in urls)
+            if (!Uri.TryCreate(u, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+                throw new AsyncDiffusionException($"--url '{u}' is not an http(s) URL; expected e.g. http://127.0.0.1:7860,http://10.0.0.2:7860.");
+        if (urls.Length == 0) throw new AsyncDiffusionException("--url is empty; expected one or more comma-separated server URLs.");
+        var (w, h) = GenerateCommand.ParseSize(size, null, null);
+        var body = new Dictionary<string, object?> { ["prompt"] = "a photo of an astronaut riding a horse on mars", ["steps"] = steps, ["scheduler"] = scheduler, ["guidance_scale"] = cfg, ["seed"] = 1 };
+        if (w is int width && h is int height) (body["width"], body["height"]) = (width, height);
+        HttpBenchmarkReport report;
+        try
+        {
+            report = HttpBenchmark.Run(urls, body, requests, concurrency, warmup, steps, w is null ? "native" : $"{w}x{h}", m => cli.Error.WriteLine(m));
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AsyncDiffusionException($"a server in --url could not be reached: {e.Message}");
+        }
+        HttpBenchmark.Write(cli.Console, report);
+        if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
     }
 
     public static Command CreateProbe(CliContext cli)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
@@ -36,10 +37,11 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
         var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
+        var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json,
+            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json, profile,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -69,8 +71,17 @@ public static class GenerateCommand
 
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
             string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
-            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
+            var settings = new SessionSettings
+            {
+                IntraOpThreads = parse.GetValue(threads),
+                Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = OptimizedModelCache.DefaultFolder,
+                ProfilePrefix = ProfileReport.Prefix(parse.GetValue(profile)),
+            };
+            var timeline = parse.GetValue(profile) is null ? null : new MemoryTimeline();
+            timeline?.Mark("start");
             using var loaded = ModelFolder.Open(folder, settings);
+            timeline?.Mark("model loaded");
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
@@ -79,10 +90,12 @@ public static class GenerateCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                var result = asJson ? pipeline.Run(plan, null, cancel.Token) : RunWithProgress(cli, pipeline, plan, cancel.Token);
+                var result = asJson ? pipeline.Run(plan, null, cancel.Token, timeline) : RunWithProgress(cli, pipeline, plan, cancel.Token, timeline);
                 var files = Save(result, parse.GetValue(output)!, imageFormat);
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
+                if (parse.GetValue(profile) is { } profileFolder)
+                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Summarize(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
                 return 0;
             }
             catch (OperationCanceledException)
@@ -108,7 +121,7 @@ public static class GenerateCommand
         return (w, h);
     }
 
-    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationPlan plan, CancellationToken cancellation)
+    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationPlan plan, CancellationToken cancellation, MemoryTimeline? timeline)
     {
         GenerationResult? result = null;
         cli.Console.Progress()
@@ -128,7 +141,7 @@ public static class GenerateCommand
                     double rate = seconds > 0 ? step.Step / seconds : 0;
                     task.Description = $"image {step.ImageIndex + 1}/{step.ImageCount} · step {step.Step}/{step.Steps} · {rate:F2} it/s";
                     task.Value = step.Step;
-                }, cancellation);
+                }, cancellation, timeline);
             });
         return result!;
     }

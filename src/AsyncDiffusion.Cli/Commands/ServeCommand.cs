@@ -1,4 +1,5 @@
 using System.CommandLine;
+using AsyncDiffusion.Cluster.Hosting;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server;
 using AsyncDiffusion.Server.Configuration;
@@ -25,9 +26,14 @@ public static class ServeCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Most steps per request.", DefaultValueFactory = _ => 100 };
         var maxImages = new Option<int>("--max-images") { Description = "Most images per request.", DefaultValueFactory = _ => 8 };
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
+        var cluster = new Option<string?>("--cluster") { Description = "Join a cluster: redis://HOST:PORT (membership and jobs in Redis) or localhost (one-machine development cluster)." };
+        var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster (distinct per node; default: host name and HTTP port)." };
+        var siloPort = new Option<int>("--silo-port") { Description = "Port for node-to-node traffic.", DefaultValueFactory = _ => ClusterConnection.PrimarySiloPort };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Orleans gateway port.", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
+            models, modelsDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -38,10 +44,12 @@ public static class ServeCommand
                 folders.AddRange(Directory.GetDirectories(dir).Where(d => File.Exists(Path.Combine(d, "model_index.json"))).Order());
             }
             var tuned = TunedConfig.Find(parse.GetValue(config));
-            var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
+            var engine = EngineOptions.Automatic(Environment.ProcessorCount, tuned) with
             {
                 MaxJobs = parse.GetValue(maxQueue),
+                Threads = parse.GetValue(threads) is > 0 and var n ? n : tuned?.ToOptions().Threads ?? 0,
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder,
             };
             var options = new ServerOptions
             {
@@ -58,6 +66,11 @@ public static class ServeCommand
             options.Validate(); // before writing the built-in model or loading anything
             if (folders.Count == 0) options = options with { BuiltInModel = BuiltInModel.Ensure() };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
+            if (parse.GetValue(cluster) is { } connection)
+            {
+                string name = parse.GetValue(nodeName) ?? $"{System.Net.Dns.GetHostName()}-{new Uri(options.Urls.Split(';')[0]).Port}";
+                return ClusterNode.Run(options, new ClusterSettings(connection, name, parse.GetValue(siloPort), parse.GetValue(gatewayPort)), cli.Error);
+            }
             using var app = ServerApp.Build(options);
             try
             {

@@ -41,6 +41,11 @@ public static class ErrorResponses
                     ctx.Response.Headers.RetryAfter = Math.Ceiling(full.RetryAfter.TotalSeconds).ToString("0");
                     metrics.Rejected();
                     break;
+                case ServiceUnavailableException unavailable:
+                    (status, kind, message) = (503, "service_unavailable", unavailable.Message);
+                    ctx.Response.Headers.RetryAfter = Math.Ceiling(unavailable.RetryAfter.TotalSeconds).ToString("0");
+                    log.LogWarning(unavailable.InnerException, "Unavailable on {Path}: {Message}", ctx.Request.Path.Value, unavailable.Message);
+                    break;
                 case BadRequestException bad:
                     (status, kind, message, field) = (bad.Status, bad.Status == 404 ? "not_found" : "invalid_request_error", bad.Message, bad.Field);
                     break;

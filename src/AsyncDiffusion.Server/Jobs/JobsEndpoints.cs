@@ -93,7 +93,8 @@ public static class JobsEndpoints
         };
     }
 
-    private static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
+    /// <summary>A native jobs request body as a generation request (the cluster node maps the same bodies).</summary>
+    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
     {
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",

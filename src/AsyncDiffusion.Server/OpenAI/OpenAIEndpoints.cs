@@ -15,7 +15,7 @@ public static class OpenAIEndpoints
 {
     private sealed record Ask(GenerationRequest Request, string ResponseFormat, ImageFormat Format, bool Stream, int PartialImages, string EventPrefix);
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store, PublicAddress address)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store, JobSubmitter submit, PublicAddress address)
     {
         app.MapPost("/v1/images/generations", (Delegate)(async (HttpContext ctx) =>
         {
@@ -23,7 +23,7 @@ public static class OpenAIEndpoints
             string prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => b.String(k), k => b.Integer(k), prompt, null, options, catalog, 1.0, "image_generation");
             ask = ask with { Stream = b.Bool("stream") ?? false, PartialImages = (int)Math.Clamp(b.Integer("partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store, address);
+            return await Run(ctx, ask, catalog, store, submit, address);
         }));
 
         app.MapPost("/v1/images/edits", (Delegate)(async (HttpContext ctx) =>
@@ -36,7 +36,7 @@ public static class OpenAIEndpoints
             if (string.IsNullOrEmpty(prompt)) throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), prompt, init, options, catalog, 0.75, "image_edit");
             ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store, address);
+            return await Run(ctx, ask, catalog, store, submit, address);
         }));
 
         app.MapPost("/v1/images/variations", (Delegate)(async (HttpContext ctx) =>
@@ -45,7 +45,7 @@ public static class OpenAIEndpoints
             var file = form.Files.GetFile("image") ?? throw new BadRequestException("image", "image is required (a PNG, JPEG or WebP file)");
             var init = await Upload(file, options);
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), "", init, options, catalog, 0.6, "image_variation");
-            return await Run(ctx, ask, catalog, store, address);
+            return await Run(ctx, ask, catalog, store, submit, address);
         }));
 
         app.MapGet("/v1/images/files/{id}", (string id) =>
@@ -83,10 +83,10 @@ public static class OpenAIEndpoints
         return new Ask(request, responseFormat, format, false, 0, eventPrefix);
     }
 
-    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, PublicAddress address)
+    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, JobSubmitter submit, PublicAddress address)
     {
         var engine = catalog.Engine;
-        var job = engine.Submit(ask.Request);
+        var job = await submit(ask.Request, ctx);
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         if (ask.Stream)
         {

@@ -39,13 +39,13 @@ public static class SdapiEndpoints
         }
     }
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, JobSubmitter submit)
     {
         var state = new State();
         var api = app.MapGroup("/sdapi/v1");
 
-        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: false)));
-        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: true)));
+        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: false)));
+        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: true)));
 
         // Progress, previews and interrupts concern the caller's own jobs: another client's images are not shown or stopped.
         api.MapGet("/progress", (HttpContext ctx) =>
@@ -85,13 +85,8 @@ public static class SdapiEndpoints
         {
             title = m.Title, model_name = m.Name, hash = m.Hash[..10], sha256 = m.Hash, filename = m.Name, config = (string?)null,
         }));
-        api.MapGet("/samplers", () => SchedulerRegistry.Entries.Where(e => !e.Name.EndsWith(" Karras", StringComparison.Ordinal))
-            .Select(e => new { name = e.Name, aliases = e.Aliases, options = new { } }));
-        api.MapGet("/schedulers", () => new object[]
-        {
-            new { name = "automatic", label = "Automatic", aliases = (string[]?)null, default_rho = -1, need_inner_model = false },
-            new { name = "karras", label = "Karras", aliases = (string[]?)null, default_rho = 7.0, need_inner_model = false },
-        });
+        api.MapGet("/samplers", SamplerCatalogue.Samplers);
+        api.MapGet("/schedulers", SamplerCatalogue.ScheduleTypes);
         api.MapGet("/options", () => Results.Json(new Dictionary<string, object?>
         {
             ["sd_model_checkpoint"] = catalog.Current.Title,
@@ -135,7 +130,7 @@ public static class SdapiEndpoints
         skipped = false, interrupted = false, job = "", job_count = 0, job_timestamp = "0", job_no = 0, sampling_step = 0, sampling_steps = 0,
     };
 
-    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, bool img2img)
+    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, JobSubmitter submit, bool img2img)
     {
         // Everything read from the body is read here, before the work: nothing about it can fail afterwards.
         var body = await Lenient.ReadObjectAsync(ctx.Request);
@@ -143,7 +138,7 @@ public static class SdapiEndpoints
         bool sendImages = body.Bool("send_images") ?? true;
         var parameters = Echo(body);
         var model = catalog.Current;
-        var job = catalog.Engine.Submit(request);
+        var job = await submit(request, ctx);
         state.Add(job, CallerIdentity.Of(ctx));
         // A client that hangs up cancels its job.
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
@@ -200,12 +195,7 @@ public static class SdapiEndpoints
     internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
     {
         var limits = options.Limits;
-        string? sampler = b.String("sampler_name") ?? b.String("sampler_index");
-        string? schedule = b.String("scheduler");
-        if (sampler is not null && schedule is not null && schedule.Equals("karras", StringComparison.OrdinalIgnoreCase) && !sampler.EndsWith("Karras", StringComparison.OrdinalIgnoreCase))
-            sampler += " Karras";
-        if (sampler is not null && !SchedulerRegistry.TryResolve(sampler, out _))
-            throw new BadRequestException("sampler_name", $"Sampler not found: '{sampler}'; available: {string.Join(", ", SchedulerRegistry.Names)}");
+        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), catalog.Engine.Model.SchedulerConfig);
 
         int batch = Lenient.ClampInt(b.Integer("batch_size"), "batch_size", 1, limits.MaxCount, 1);
         int iterations = Lenient.ClampInt(b.Integer("n_iter"), "n_iter", 1, limits.MaxCount, 1);

@@ -1,3 +1,4 @@
+using AsyncDiffusion.Onnx.Graphs;
 using Google.Protobuf;
 using Onnx;
 
@@ -20,9 +21,8 @@ public static class FlopCounter
 {
     public static FlopCount Count(string onnxPath, IReadOnlyDictionary<string, long[]> inputShapes)
     {
-        ModelProto model;
-        using (var stream = File.OpenRead(onnxPath)) model = ModelProto.Parser.ParseFrom(stream);
-        return Count(model.Graph, inputShapes);
+        // Structure only: the weights are not needed to count FLOPs, and would double the process's memory.
+        return Count(OnnxStructureReader.Read(onnxPath).Graph, inputShapes);
     }
 
     public static FlopCount Count(GraphProto graph, IReadOnlyDictionary<string, long[]> inputShapes)

@@ -55,15 +55,21 @@ public sealed class DiffusionEngine : IDisposable
         }
     }
 
-    /// <summary>ONNX Runtime threads per call: the total divided between the UNet streams; no spinning while stages overlap.</summary>
+    /// <summary>
+    /// ONNX Runtime threads per call: the total divided between the UNet streams. Threads spin
+    /// between operators (as in sync mode) only when heavy calls take turns
+    /// (<see cref="EngineOptions.ExclusiveCompute"/>); spinning threads of overlapping calls
+    /// would steal each other's cores.
+    /// </summary>
     public static SessionSettings SessionSettingsFor(EngineOptions options)
     {
         int total = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
         return new SessionSettings
         {
             IntraOpThreads = Math.Max(1, total / Math.Max(1, options.Mode == EngineMode.Sync ? 1 : options.Streams)),
-            AllowSpinning = options.Mode == EngineMode.Sync,
+            AllowSpinning = options.Mode == EngineMode.Sync || options.ExclusiveCompute,
             Optimization = options.Optimization,
+            OptimizedModelCache = options.OptimizedModelCache,
         };
     }
 
@@ -77,7 +83,8 @@ public sealed class DiffusionEngine : IDisposable
         var settings = SessionSettingsFor(options);
         _decoders = new LatentDecoders(model, settings);
         _prompts = new PromptCache(model, options.PromptCacheSize);
-        _previews = new PreviewCache(_decoders);
+        var gate = new ComputeGate(options.Mode == EngineMode.Async && options.ExclusiveCompute ? options.Streams : 0);
+        _previews = new PreviewCache(_decoders, gate);
         _registry = new JobRegistry(options.MaxJobs, options.Streams, options.MaxBatch, options.RetainedResultBytes);
         _queues = new StageQueues(new DenoiseQueue(options.MaxBatch, model.UNet));
         void ImagesMade(int n) => Interlocked.Add(ref _images, n);
@@ -89,10 +96,10 @@ public sealed class DiffusionEngine : IDisposable
         }
         else
         {
-            Start("prepare", new PrepareStage(_queues, new RequestPreparation(model, _prompts), _registry).Run);
+            Start("prepare", new PrepareStage(_queues, new RequestPreparation(model, _prompts), _registry, gate).Run);
             for (int s = 0; s < options.Streams; s++)
-                Start($"denoise-{s}", new DenoiseStage(_queues, model, _registry, _unet, _previews, options.PreviewEvery).Run);
-            Start("decode", new DecodeStage(_queues, _decoders, _registry).Run);
+                Start($"denoise-{s}", new DenoiseStage(_queues, model, _registry, _unet, _previews, options.PreviewEvery, gate).Run);
+            Start("decode", new DecodeStage(_queues, _decoders, _registry, gate).Run);
             Start("encode", new EncodeStage(_queues, _registry, options.OutputFormat, ImagesMade).Run);
         }
     }

@@ -98,6 +98,14 @@ public sealed class Job
         Emit(new JobStep(Id, image, step, steps, timestep));
     }
 
+    /// <summary>Progress of work done elsewhere (no latents here, so no previews): steps done over all images so far.</summary>
+    internal void StepsReported(int image, int stepsDone, int step, int steps, double timestep)
+    {
+        if (stepsDone <= StepsDone) return;
+        Volatile.Write(ref _stepsDone, stepsDone);
+        Emit(new JobStep(Id, image, step, steps, timestep));
+    }
+
     internal bool Succeed(JobResult result) => Finish(JobState.Succeeded, new JobFinished(Id, result), () => _completion.TrySetResult(result));
 
     internal bool Fail(Exception error)

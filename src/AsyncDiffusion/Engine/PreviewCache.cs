@@ -9,7 +9,7 @@ namespace AsyncDiffusion.Engine;
 /// decoded at most once however many clients poll, and one preview is decoded at a time however
 /// many jobs are polled, so polling cannot multiply the decoder's work.
 /// </summary>
-internal sealed class PreviewCache(LatentDecoders decoders)
+internal sealed class PreviewCache(LatentDecoders decoders, ComputeGate gate)
 {
     private sealed class Entry
     {
@@ -56,6 +56,10 @@ internal sealed class PreviewCache(LatentDecoders decoders)
         }
     }
 
-    public byte[] Render(ReadOnlySpan<float> latents, int channels, int height, int width) =>
-        ImageCodec.Encode(decoders.Preview.DecodeImage(latents, channels, height, width), ImageFormat.Png);
+    public byte[] Render(ReadOnlySpan<float> latents, int channels, int height, int width)
+    {
+        Imaging.RgbImage image;
+        using (gate.Enter(CancellationToken.None)) image = decoders.Preview.DecodeImage(latents, channels, height, width);
+        return ImageCodec.Encode(image, ImageFormat.Png);
+    }
 }

@@ -212,6 +212,15 @@ public sealed class ModelFolder : IDisposable
         _ => "optimum 1.6-1.23 or diffusers converter (float timestep [batch])",
     };
 
+    /// <summary>The operator profiles of the components that recorded one (component folder name → JSON file).</summary>
+    public IReadOnlyList<(string Component, string File)> EndProfiling()
+    {
+        var files = new List<(string, string)>();
+        foreach (var (name, component) in new (string, ModelComponent?)[] { ("text_encoder", TextEncoder), ("unet", UNet), ("vae_decoder", VaeDecoder), ("vae_encoder", VaeEncoder) })
+            if (component?.Model.EndProfiling() is { } file) files.Add((name, file));
+        return files;
+    }
+
     public void Dispose()
     {
         TextEncoder.Dispose();

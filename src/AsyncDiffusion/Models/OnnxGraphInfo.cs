@@ -1,3 +1,4 @@
+using AsyncDiffusion.Onnx.Graphs;
 using Onnx;
 
 namespace AsyncDiffusion.Models;
@@ -8,33 +9,24 @@ public static class OnnxGraphInfo
     /// <summary>Elements in the graph's floating-point initializers: the model's parameters.</summary>
     public static long ParameterCount(string path)
     {
-        try
+        var model = OnnxStructureReader.Read(path);
+        long total = 0;
+        foreach (var t in model.Graph.Initializer)
         {
-            using var stream = File.OpenRead(path);
-            var model = ModelProto.Parser.ParseFrom(stream);
-            long total = 0;
-            foreach (var t in model.Graph.Initializer)
+            var type = (TensorProto.Types.DataType)t.DataType;
+            if (type is TensorProto.Types.DataType.Float or TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16)
             {
-                var type = (TensorProto.Types.DataType)t.DataType;
-                if (type is TensorProto.Types.DataType.Float or TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16)
-                {
-                    long count = t.Dims.Aggregate(1L, (a, b) => a * b);
-                    if (count > 1) total += count; // scalars are constants, not parameters
-                }
+                long count = t.Dims.Aggregate(1L, (a, b) => a * b);
+                if (count > 1) total += count; // scalars are constants, not parameters
             }
-            return total;
         }
-        catch (Google.Protobuf.InvalidProtocolBufferException e)
-        {
-            throw new ModelFolderException($"'{path}' is not a readable ONNX protobuf ({e.Message}).");
-        }
+        return total;
     }
 
     /// <summary>External data files the graph refers to (e.g. weights.pb, model.onnx_data).</summary>
     public static IReadOnlyList<string> ExternalDataFiles(string path)
     {
-        using var stream = File.OpenRead(path);
-        var model = ModelProto.Parser.ParseFrom(stream);
+        var model = OnnxStructureReader.Read(path);
         return model.Graph.Initializer
             .Where(t => t.DataLocation == TensorProto.Types.DataLocation.External)
             .SelectMany(t => t.ExternalData.Where(e => e.Key == "location").Select(e => e.Value))

@@ -28,9 +28,11 @@ public sealed class OnnxModel : IDisposable
     public static OnnxModel Load(string path, SessionSettings settings)
     {
         if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
-        using var options = settings.ToOptions();
         try
         {
+            if (settings.OptimizedModelCache is { } cache && settings.Optimization != GraphOptimizationLevel.ORT_DISABLE_ALL)
+                return new OnnxModel(path, new OptimizedModelCache(cache).Open(path, settings, settings.ToOptions));
+            using var options = settings.ToOptions();
             return new OnnxModel(path, new InferenceSession(path, options));
         }
         catch (OnnxRuntimeException e)
@@ -76,6 +78,20 @@ public sealed class OnnxModel : IDisposable
 
     /// <summary>The component folder's name (unet, vae_decoder, …) or the built model's name: no machine paths.</summary>
     public string ComponentName => System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) is { Length: > 0 } folder ? folder : System.IO.Path.GetFileName(Path);
+
+    /// <summary>Stops ONNX Runtime's operator profiling (when the settings enabled it) and returns the JSON file it wrote, else null.</summary>
+    public string? EndProfiling()
+    {
+        try
+        {
+            string file = _session.EndProfiling();
+            return string.IsNullOrEmpty(file) || !File.Exists(file) ? null : file;
+        }
+        catch (OnnxRuntimeException)
+        {
+            return null; // profiling was not enabled
+        }
+    }
 
     public void Dispose() => _session.Dispose();
 

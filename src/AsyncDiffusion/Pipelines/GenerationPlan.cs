@@ -73,7 +73,7 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
 
         // The schedule is built once, here, so an unknown name or an impossible steps/strength fails before any work.
         var scheduler = r.Scheduler is null ? SchedulerRegistry.CreateDefault(model.SchedulerConfig) : SchedulerRegistry.Create(r.Scheduler, model.SchedulerConfig);
-        if (scheduler is DdimScheduler ddim) ddim.Eta = r.Eta;
+        if (scheduler is IEtaScheduler stochastic) stochastic.Eta = r.Eta;
         int start = 0;
         if (r.IsImageToImage) start = scheduler.SetTimestepsForStrength(r.Steps, r.Strength);
         else scheduler.SetTimesteps(r.Steps);

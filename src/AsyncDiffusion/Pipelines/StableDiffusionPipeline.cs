@@ -31,8 +31,8 @@ public sealed class StableDiffusionPipeline : IDisposable
     public GenerationResult Generate(GenerationRequest request, Action<StepProgress>? onStep = null, CancellationToken cancellation = default) =>
         Run(GenerationPlan.Create(request, Model, Limits), onStep, cancellation);
 
-    /// <summary>Runs a plan made for this pipeline's model.</summary>
-    public GenerationResult Run(GenerationPlan plan, Action<StepProgress>? onStep = null, CancellationToken cancellation = default)
+    /// <summary>Runs a plan made for this pipeline's model; <paramref name="timeline"/>, when given, gets a memory mark after every stage.</summary>
+    public GenerationResult Run(GenerationPlan plan, Action<StepProgress>? onStep = null, CancellationToken cancellation = default, MemoryTimeline? timeline = null)
     {
         var total = Stopwatch.StartNew();
         var timings = new StageTimings();
@@ -40,7 +40,9 @@ public sealed class StableDiffusionPipeline : IDisposable
         var decoder = _decoders.For(plan.Request.Decoder);
 
         var images = new List<GeneratedImage>();
-        foreach (var image in _preparation.Prepare(plan, timings, cancellation))
+        var prepared = _preparation.Prepare(plan, timings, cancellation);
+        timeline?.Mark(plan.Request.IsImageToImage ? "prompt and init image encoded" : "prompt encoded");
+        foreach (var image in prepared)
         {
             DenoisingImage[] batch = [image];
             while (!image.IsDenoised)
@@ -52,10 +54,12 @@ public sealed class StableDiffusionPipeline : IDisposable
                 image.CompleteStep(UNetBatch.OutputOf(output, batch, 0));
                 timings.UNetStepMs.Add(clock.Elapsed.TotalMilliseconds);
                 onStep?.Invoke(new StepProgress(image.Index, plan.Seeds.Length, image.StepsDone, image.StepsTotal, t, image.Latents.ToArray()));
+                timeline?.Mark($"image {image.Index + 1} step {image.StepsDone}/{image.StepsTotal}");
             }
             var decodeClock = Stopwatch.StartNew();
             var rgb = decoder.DecodeImage(image.Latents, image.Channels, image.LatentHeight, image.LatentWidth, cancellation);
             timings.DecodeMs += decodeClock.Elapsed.TotalMilliseconds;
+            timeline?.Mark($"image {image.Index + 1} decoded");
             images.Add(new GeneratedImage(rgb, image.Seed, GenerationInfotext.For(plan, image.Seed)));
             memory.Sample();
         }

@@ -12,8 +12,7 @@ public sealed class LmsDiscreteScheduler : SigmaScheduler
 
     public LmsDiscreteScheduler(SchedulerConfig config) : base(config, SchedulerDefaults.Lms)
     {
-        Settings.RequireFalse("use_exponential_sigmas");
-        Settings.RequireFalse("use_beta_sigmas");
+        Settings.SigmaSchedule();
     }
 
     protected override void ResetState()
@@ -24,15 +23,9 @@ public sealed class LmsDiscreteScheduler : SigmaScheduler
 
     protected override void ComputeTimesteps(int steps, double strength)
     {
-        var timesteps = EulerFamilyTimesteps(steps);
-        var sigmas = timesteps.Select(Table.InterpolateSigma).ToArray();
-        if (Settings.Bool("use_karras_sigmas"))
-        {
-            sigmas = TimestepSpacing.KarrasSigmas(sigmas[^1], sigmas[0], steps);
-            timesteps = sigmas.Select(s => (double)(float)Table.SigmaToTimestep(s)).ToArray();
-        }
+        var (timesteps, sigmas) = EulerFamilySchedule(steps);
         SigmaArray = sigmas.Select(s => (float)s).Append(0f).ToArray();
-        TimestepArray = timesteps;
+        TimestepArray = timesteps.Select(t => (double)(float)t).ToArray();
         InitNoiseSigma = EulerFamilyInitNoiseSigma();
     }
 

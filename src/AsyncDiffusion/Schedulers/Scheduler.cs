@@ -80,7 +80,10 @@ public abstract class Scheduler
         return start;
     }
 
-    /// <summary>Steps per timestep entry (1 for all supported schedulers).</summary>
+    /// <summary>
+    /// Timestep entries per solver step, as diffusers' <c>scheduler.order</c>: 2 for Heun, DPM2 and
+    /// DPM2 a (two UNet calls per step), else 1. img2img skips this many entries per skipped step.
+    /// </summary>
     public virtual int Order => 1;
 
     public void SetBeginIndex(int index)

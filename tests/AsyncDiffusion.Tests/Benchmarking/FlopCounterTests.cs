@@ -1,5 +1,6 @@
 using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Onnx.Graphs;
 
 namespace AsyncDiffusion.Tests.Benchmarking;
 
@@ -36,5 +37,34 @@ public class FlopCounterTests
         Assert.Equal(0, vae.Unresolved);
         Assert.Equal(0, text.Unresolved);
         Assert.True(vae.Conv > 0 && text.MatMul > 0);
+    }
+
+    [Fact]
+    public void StructureReadsDropLargeWeightsButCountTheSameFlops()
+    {
+        string path = Path.Combine(SharedData.PathOf("data", "models", "pyke-tiny-sd-partial"), "vae_decoder", "model.onnx");
+        var full = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        var structure = OnnxStructureReader.Read(path, keepDataUpTo: 4096);
+
+        Assert.Equal(full.Graph.Node.Count, structure.Graph.Node.Count);
+        Assert.Equal(full.Graph.Initializer.Select(t => (t.Name, string.Join(",", t.Dims))), structure.Graph.Initializer.Select(t => (t.Name, string.Join(",", t.Dims))));
+        Assert.Contains(full.Graph.Initializer, t => t.RawData.Length > 4096);
+        Assert.All(structure.Graph.Initializer, t => Assert.True(t.RawData.Length <= 4096 && t.FloatData.Count * 4 <= 4096));
+        Assert.True(structure.CalculateSize() < full.CalculateSize() / 4);
+
+        var shapes = new Dictionary<string, long[]> { ["latent_sample"] = [1, 4, 16, 16] };
+        Assert.Equal(FlopCounter.Count(full.Graph, shapes), FlopCounter.Count(structure.Graph, shapes));
+    }
+
+    [Fact]
+    public void StructureReadOfATruncatedFileIsAClearModelError()
+    {
+        using var dir = new TempFolder();
+        string source = Path.Combine(SharedData.PathOf("data", "models", "pyke-tiny-sd-partial"), "vae_decoder", "model.onnx");
+        var bytes = File.ReadAllBytes(source);
+        string path = Path.Combine(dir.Path, "model.onnx");
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var e = Assert.Throws<ModelFolderException>(() => OnnxStructureReader.Read(path));
+        Assert.Contains("model.onnx", e.Message);
     }
 }

@@ -40,12 +40,13 @@ public sealed class DiffusionEngineTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1, 4)]
-    [InlineData(2, 2)]
-    [InlineData(2, 1)]
-    public async Task ConcurrentMixedRequestsMatchTheSyncPipeline(int streams, int maxBatch)
+    [InlineData(1, 4, true)]
+    [InlineData(2, 2, true)]
+    [InlineData(2, 1, true)]
+    [InlineData(2, 2, false)]
+    public async Task ConcurrentMixedRequestsMatchTheSyncPipeline(int streams, int maxBatch, bool exclusiveCompute)
     {
-        using var engine = new DiffusionEngine(_model, new EngineOptions { Streams = streams, MaxBatch = maxBatch, MaxJobs = 64 });
+        using var engine = new DiffusionEngine(_model, new EngineOptions { Streams = streams, MaxBatch = maxBatch, MaxJobs = 64, ExclusiveCompute = exclusiveCompute });
         var requests = MixedRequests().ToArray();
         var jobs = requests.Select(engine.Submit).ToArray();
         var results = await Task.WhenAll(jobs.Select(j => j.Completion)).WaitAsync(Patience);

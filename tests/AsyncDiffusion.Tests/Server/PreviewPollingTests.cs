@@ -27,7 +27,7 @@ public sealed class PreviewPollingTests : IDisposable
     public async Task ManyPollersOfTwoJobsDecodeEachJobStepOnce()
     {
         using var decoders = new LatentDecoders(_model, DiffusionEngine.SessionSettingsFor(new EngineOptions()));
-        var cache = new PreviewCache(decoders);
+        var cache = new PreviewCache(decoders, new ComputeGate(0));
         Job a = RunningJob("a"), b = RunningJob("b");
         Assert.Null(cache.Of(a)); // nothing before the first step
         Step(a, 1);

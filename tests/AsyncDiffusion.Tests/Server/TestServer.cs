@@ -37,7 +37,7 @@ public sealed class TestServer : IAsyncDisposable
             Limits = new GenerationLimits { MaxSteps = 100, MaxWidth = 256, MaxHeight = 256, MaxCount = 4 },
         };
         if (configure is not null) options = configure(options);
-        var app = ServerApp.Build(options, logging, openModel);
+        var app = ServerApp.Build(options, logging: logging, openModel: openModel);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, new Uri(address));

@@ -4,7 +4,7 @@ using AsyncDiffusion.Pipelines;
 namespace AsyncDiffusion.Engine.Stages;
 
 /// <summary>Decodes denoised images (the request's VAE or TAESD) and passes them to image encoding.</summary>
-internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, JobRegistry registry)
+internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, JobRegistry registry, ComputeGate gate)
 {
     public void Run(CancellationToken stop)
     {
@@ -14,8 +14,9 @@ internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, J
             if (job.IsFinished) continue;
             try
             {
-                var clock = Stopwatch.StartNew();
                 var image = w.Image;
+                using var slot = gate.Enter(job.CancellationToken);
+                var clock = Stopwatch.StartNew();
                 w.Decoded = decoders.For(job.Request.Decoder).DecodeImage(image.Latents, image.Channels, image.LatentHeight, image.LatentWidth, job.CancellationToken);
                 w.Outputs.AddDecodeTime(clock.Elapsed.TotalMilliseconds);
                 w.Outputs.Memory.Sample();

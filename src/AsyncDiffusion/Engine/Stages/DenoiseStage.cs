@@ -9,7 +9,8 @@ namespace AsyncDiffusion.Engine.Stages;
 /// one UNet call for all of them through the denoising core, steps each image, and sends it on
 /// to decoding or back to the queue. An error in one image ends only its job.
 /// </summary>
-internal sealed class DenoiseStage(StageQueues queues, ModelFolder model, JobRegistry registry, UNetActivity activity, PreviewCache previews, int previewEvery)
+internal sealed class DenoiseStage(StageQueues queues, ModelFolder model, JobRegistry registry, UNetActivity activity, PreviewCache previews, int previewEvery,
+    ComputeGate gate)
 {
     public void Run(CancellationToken stop)
     {
@@ -21,21 +22,26 @@ internal sealed class DenoiseStage(StageQueues queues, ModelFolder model, JobReg
 
             // A lone job may be interrupted inside the UNet; a shared batch runs to the end for the others.
             using var linked = batch.Count == 1 ? CancellationTokenSource.CreateLinkedTokenSource(stop, batch[0].Job.CancellationToken) : null;
-            var clock = Stopwatch.StartNew();
             float[] output;
-            activity.Enter();
+            Stopwatch clock;
             try
             {
-                output = UNetBatch.Evaluate(model, images, linked?.Token ?? stop);
+                using var slot = gate.Enter(linked?.Token ?? stop);
+                clock = Stopwatch.StartNew();
+                activity.Enter();
+                try
+                {
+                    output = UNetBatch.Evaluate(model, images, linked?.Token ?? stop);
+                }
+                finally
+                {
+                    activity.Exit();
+                }
             }
             catch (Exception e)
             {
                 foreach (var w in batch) registry.Fail(w.Job, e);
                 continue;
-            }
-            finally
-            {
-                activity.Exit();
             }
             double ms = clock.Elapsed.TotalMilliseconds;
             activity.Count(images.Sum(i => i.Rows));

@@ -3,7 +3,7 @@ using AsyncDiffusion.Pipelines;
 namespace AsyncDiffusion.Engine.Stages;
 
 /// <summary>Takes queued jobs in order and prepares them (prompt states, init image, initial noise); their images join the denoise queue.</summary>
-internal sealed class PrepareStage(StageQueues queues, RequestPreparation preparation, JobRegistry registry)
+internal sealed class PrepareStage(StageQueues queues, RequestPreparation preparation, JobRegistry registry, ComputeGate gate)
 {
     public void Run(CancellationToken stop)
     {
@@ -14,7 +14,8 @@ internal sealed class PrepareStage(StageQueues queues, RequestPreparation prepar
             try
             {
                 job.MarkRunning();
-                var images = preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken);
+                IReadOnlyList<DenoisingImage> images;
+                using (gate.Enter(job.CancellationToken)) images = preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken);
                 job.Plan.ReleaseInputs();
                 foreach (var image in images) queues.Denoise.Add(new ImageInFlight(outputs, image));
             }
