@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 
 namespace AsyncDiffusion.Server.Http;
 
@@ -8,11 +9,12 @@ namespace AsyncDiffusion.Server.Http;
 /// </summary>
 public sealed class CompleteJson(object? value, int status = StatusCodes.Status200OK) : IResult
 {
-    private static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web);
-
     public Task ExecuteAsync(HttpContext ctx)
     {
-        byte[] body = JsonSerializer.SerializeToUtf8Bytes(value, Options);
+        // The same settings as ASP.NET's own JSON results (web naming, relaxed escaping).
+        var options = ctx.RequestServices.GetService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>()?.Value.SerializerOptions
+            ?? new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        byte[] body = JsonSerializer.SerializeToUtf8Bytes(value, options);
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json; charset=utf-8";
         ctx.Response.ContentLength = body.Length;

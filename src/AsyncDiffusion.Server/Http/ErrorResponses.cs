@@ -42,9 +42,10 @@ public static class ErrorResponses
                     metrics.Rejected();
                     break;
                 case ServiceUnavailableException unavailable:
-                    (status, kind, message) = (503, "service_unavailable", unavailable.Message);
+                    string unavailableId = ErrorIds.Of(unavailable);
+                    (status, kind, message) = (503, "service_unavailable", $"{unavailable.Message} (error {unavailableId})");
                     ctx.Response.Headers.RetryAfter = Math.Ceiling(unavailable.RetryAfter.TotalSeconds).ToString("0");
-                    log.LogWarning(unavailable.InnerException, "Unavailable on {Path}: {Message}", ctx.Request.Path.Value, unavailable.Message);
+                    RequestLog.Failed(ctx, unavailable, unavailableId);
                     break;
                 case BadRequestException bad:
                     (status, kind, message, field) = (bad.Status, bad.Status == 404 ? "not_found" : "invalid_request_error", bad.Message, bad.Field);
