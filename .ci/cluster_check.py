@@ -112,7 +112,9 @@ def main(nodes_file):
     checked = [j for j in jobs if final[j[1]]["attempts"] > 1][:6] + jobs[:3]
     for body, jid in checked:
         _, png = call("GET", f"{live[1]}/api/v1/jobs/{jid}/images/0")
-        fresh = call("POST", live[0] + "/sdapi/v1/txt2img", {**body, "sampler_name": "Euler a", "cfg_scale": 7.5}, timeout=120)[1]
+        # The jobs API's "scheduler" is the sampler's name; A1111's is the schedule type, so it goes as sampler_name.
+        a1111 = {k: v for k, v in body.items() if k != "scheduler"} | {"sampler_name": body["scheduler"], "cfg_scale": 7.5}
+        fresh = call("POST", live[0] + "/sdapi/v1/txt2img", a1111, timeout=120)[1]
         w1, h1, c1, a = png_pixels(png)
         w2, h2, c2, b = png_pixels(base64.b64decode(fresh["images"][0]))
         assert (w1, h1, c1) == (w2, h2, c2), f"job {jid}: {w1}x{h1} vs {w2}x{h2}"

@@ -13,18 +13,7 @@ public static class BuiltInModel
         "For real images, point --model at a diffusers ONNX folder, e.g. an SD 1.5 or SD-Turbo export made with " +
         "'optimum-cli export onnx --model <hub id> <folder>'.";
 
-    public static string Folder
-    {
-        get
-        {
-            string? cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            if (string.IsNullOrWhiteSpace(cache))
-                cache = OperatingSystem.IsWindows()
-                    ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
-                    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(cache, "asyncdiffusion", "models", "tiny-synthetic-v1");
-        }
-    }
+    public static string Folder => UserCache.Folder(Path.Combine("models", "tiny-synthetic-v1"));
 
     /// <summary>The folder, written first if it is not there yet (the writer only moves complete folders into place).</summary>
     public static string Ensure()

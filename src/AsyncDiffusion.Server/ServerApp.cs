@@ -94,7 +94,8 @@ public static class ServerApp
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Stats), "text/plain; version=0.0.4"));
 
         var parts = new ServerParts(options, catalog, metrics);
-        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) => Task.FromResult(catalog.Engine.Submit(request)));
+        // <lora:name:weight> tags pick the merged variant.
+        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) => catalog.SubmitAsync(request));
         SdapiEndpoints.Map(app, catalog, options, submit);
         OpenAIEndpoints.Map(app, catalog, options, store, submit, address);
         JobsEndpoints.Map(app, catalog, options);

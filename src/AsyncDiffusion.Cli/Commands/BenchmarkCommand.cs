@@ -15,8 +15,10 @@ public static class BenchmarkCommand
 {
     public static Command Create(CliContext cli)
     {
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp };
+        var checkpoint = new CheckpointOptions();
         var synthetic = new Option<string?>("--synthetic") { Description = "Use a synthetic preset instead (tiny or sd15), built into the cache on first use." };
+        var compare = new Option<string?>("--compare") { Description = "A second model folder (e.g. its int8 copy) measured the same way in the same run, with a side-by-side table." };
         var requests = new Option<int>("--requests") { Description = "Measured requests.", DefaultValueFactory = _ => 8 };
         var concurrency = new Option<string>("--concurrency") { Description = "Clients in a closed loop (comma list for --sweep).", DefaultValueFactory = _ => "1" };
         var mode = new Option<string>("--mode") { Description = "sync (one request at a time: the baseline) or async.", DefaultValueFactory = _ => "async" };
@@ -42,13 +44,15 @@ public static class BenchmarkCommand
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
+            model, synthetic, compare, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
             if (parse.GetValue(url) is { } urlList) return RunOverHttp(cli, urlList, parse.GetValue(size), parse.GetValue(steps), parse.GetValue(scheduler)!, parse.GetValue(cfg),
                 Positive(parse.GetValue(requests), "--requests"), IntList(parse.GetValue(concurrency)!, "--concurrency")[0], Math.Max(0, parse.GetValue(warmup)), parse.GetValue(json));
-            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli);
+            var import = checkpoint.Import(parse, parse.GetValue(model));
+            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli, import);
             var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
             var request = new GenerationRequest
             {
@@ -107,14 +111,18 @@ public static class BenchmarkCommand
             }
             else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
 
-            var reports = new List<BenchmarkReport>();
-            foreach (var (engine, c) in configs)
+            string? compareFolder = parse.GetValue(compare);
+            if (compareFolder is not null && !Directory.Exists(compareFolder))
+                throw new AsyncDiffusionException($"--compare '{compareFolder}' is not a folder; expected a second diffusers-ONNX model folder.");
+            var reports = RunAll(cli, baseSettings, configs, null);
+            if (compareFolder is not null)
             {
-                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine with { OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
-                    message => cli.Error.WriteLine(message));
-                if (report.Probe is null && reports.Count > 0) report = report with { Probe = reports[0].Probe, Rates = Recompute(report.Rates, reports[0].Probe) };
-                reports.Add(report);
-                WriteReport(cli.Console, report);
+                var compared = RunAll(cli, baseSettings with { ModelFolder = compareFolder }, configs, reports[0].Probe);
+                WriteComparison(cli.Console, reports, compared);
+                if (parse.GetValue(json) is { } compareJson)
+                    File.WriteAllText(compareJson, JsonSerializer.Serialize(new { model = reports, compare = compared }, new JsonSerializerOptions { WriteIndented = true }));
+                if (parse.GetValue(markdown) is { } compareMd) File.WriteAllText(compareMd, Markdown([.. reports, .. compared]));
+                return 0;
             }
             if (reports.Count > 1)
             {
@@ -155,6 +163,46 @@ public static class BenchmarkCommand
         return 0;
     }
 
+
+    private static List<BenchmarkReport> RunAll(CliContext cli, BenchmarkSettings settings, List<(EngineOptions Engine, int Concurrency)> configs, ProbeResult? probe)
+    {
+        var reports = new List<BenchmarkReport>();
+        foreach (var (engine, c) in configs)
+        {
+            var report = BenchmarkRunner.Run(settings with { Engine = engine with { OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Concurrency = c, Probe = settings.Probe && probe is null && reports.Count == 0 },
+                message => cli.Error.WriteLine(message));
+            var known = probe ?? (reports.Count > 0 ? reports[0].Probe : null);
+            if (report.Probe is null && known is not null) report = report with { Probe = known, Rates = Recompute(report.Rates, known) };
+            reports.Add(report);
+            WriteReport(cli.Console, report);
+        }
+        return reports;
+    }
+
+    /// <summary>
+    /// The same configurations on two models (e.g. fp32 and int8): per step, per image, throughput
+    /// and peak memory side by side, with a ratio row (how many times faster the second model is; its peak memory as a fraction of the first's).
+    /// </summary>
+    private static void WriteComparison(IAnsiConsole console, List<BenchmarkReport> a, List<BenchmarkReport> b)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title("[bold]comparison[/]").AddColumn("config").AddColumn("model")
+            .AddColumn(new TableColumn("UNet ms/step").RightAligned()).AddColumn(new TableColumn("UNet s/image").RightAligned())
+            .AddColumn(new TableColumn("s/image (p50)").RightAligned()).AddColumn(new TableColumn("images/min").RightAligned())
+            .AddColumn(new TableColumn("peak RSS MiB").RightAligned());
+        for (int i = 0; i < a.Count; i++)
+        {
+            foreach (var r in new[] { a[i], b[i] })
+                t.AddRow(Label(r), Markup.Escape(Path.GetFileName(r.Model.TrimEnd(Path.DirectorySeparatorChar))), $"{r.Stages.UNetStepMs:F0}", $"{r.Stages.UNetPerImageMs / 1000:F2}",
+                    $"{r.Latency.P50 / 1000:F2}", $"{r.ImagesPerMinute:F2}", $"{r.PeakRssBytes / 1048576.0:F0}");
+            t.AddRow("", "[bold]ratio[/]", $"{Ratio(a[i].Stages.UNetStepMs, b[i].Stages.UNetStepMs)} faster",
+                $"{Ratio(a[i].Stages.UNetPerImageMs, b[i].Stages.UNetPerImageMs)} faster", $"{Ratio(a[i].Latency.P50, b[i].Latency.P50)} faster",
+                $"{Ratio(b[i].ImagesPerMinute, a[i].ImagesPerMinute)}", $"{(double)b[i].PeakRssBytes / Math.Max(1, a[i].PeakRssBytes):F2}×");
+        }
+        console.Write(t);
+    }
+
+    private static string Ratio(double numerator, double denominator) => denominator > 0 ? $"{numerator / denominator:F2}×" : "–";
+
     public static Command CreateProbe(CliContext cli)
     {
         var threads = new Option<int>("--threads") { Description = "Threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -185,9 +233,12 @@ public static class BenchmarkCommand
         var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
     };
 
-    internal static string ResolveModel(string? model, string? synthetic, CliContext cli)
+    /// <summary>--model (an ONNX folder, or a checkpoint converted through the cache) or a synthetic preset.</summary>
+    internal static string ResolveModel(string? model, string? synthetic, CliContext cli, Models.Checkpoints.CheckpointImport? import = null)
     {
         if (model is not null && synthetic is not null) throw new AsyncDiffusionException("Give either --model or --synthetic, not both.");
+        if (model is not null && Models.Checkpoints.CheckpointImport.IsCheckpoint(model))
+            return CheckpointOptions.ResolveImport(import ?? new Models.Checkpoints.CheckpointImport { Source = model }, cli, showProgress: true)!.Folder;
         if (model is not null) return model;
         var preset = SyntheticPreset.Parse(synthetic ?? "tiny");
         string folder = Path.Combine(Path.GetDirectoryName(BuiltInModel.Folder)!, $"{preset.Name}-synthetic-v1");

@@ -1,19 +1,24 @@
 using System.CommandLine;
 using System.Text.Json;
+using AsyncDiffusion.Compression;
 using AsyncDiffusion.Models;
+using AsyncDiffusion.Models.Checkpoints;
+using AsyncDiffusion.Onnx.Graphs.Quantization;
 using AsyncDiffusion.Models.Synthetic;
 using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion models create-synthetic | inspect</c>.</summary>
+/// <summary><c>asyncdiffusion models create-synthetic | convert | inspect | quantize</c>.</summary>
 public static class ModelsCommand
 {
     public static Command Create(CliContext cli)
     {
-        var command = new Command("models", "Create synthetic model folders and inspect model folders.");
+        var command = new Command("models", "Create synthetic model folders, convert checkpoints, inspect models and quantize them to int8.");
         command.Subcommands.Add(CreateSynthetic(cli));
+        command.Subcommands.Add(Convert(cli));
         command.Subcommands.Add(Inspect(cli));
+        command.Subcommands.Add(QuantizeCommand.Create(cli));
         return command;
     }
 
@@ -33,12 +38,7 @@ public static class ModelsCommand
         {
             var p = SyntheticPreset.Parse(parse.GetValue(preset)!);
             var v = ContractVintage.Parse(parse.GetValue(vintage)!);
-            bool half = parse.GetValue(precision)!.ToLowerInvariant() switch
-            {
-                "fp32" or "float32" => false,
-                "fp16" or "float16" => true,
-                var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
-            };
+            bool half = ParseHalf(parse.GetValue(precision)!);
             var summary = cli.Console.Status().Start($"Writing {p.Name} ({p.Description})…",
                 _ => SyntheticModelWriter.Write(parse.GetValue(output)!, p, v, half, parse.GetValue(seed)));
             var table = new Table().Border(TableBorder.Rounded).AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned());
@@ -51,17 +51,54 @@ public static class ModelsCommand
         return command;
     }
 
+    private static Command Convert(CliContext cli)
+    {
+        var source = new Argument<string>("source") { Description = "A .safetensors checkpoint (SD 1.x/2.x single file) or a diffusers folder of safetensors." };
+        var output = new Option<string?>("--out") { Description = "Folder to write (new or empty). Default: the cache, where --model FILE finds it." };
+        var precision = new Option<string>("--precision") { Description = "fp32 (what CPUs run fastest) or fp16.", DefaultValueFactory = _ => "fp32" };
+        var checkpoint = new CheckpointOptions();
+        var command = new Command("convert",
+            "Convert a checkpoint into a diffusers-ONNX folder: detect SD 1.x / 2.x / inpainting, decide prediction type and scheduler, merge LoRAs.")
+        {
+            source, output, precision,
+        };
+        checkpoint.AddTo(command);
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            string path = parse.GetValue(source)!;
+            if (!File.Exists(path) && !Directory.Exists(path)) throw new AsyncDiffusionException($"'{path}' does not exist; expected a .safetensors checkpoint or a diffusers folder.");
+            if (!CheckpointImport.IsCheckpoint(path))
+                throw new AsyncDiffusionException($"'{path}' is not a checkpoint to convert; expected a .safetensors file or a diffusers folder with unet/*.safetensors (an ONNX folder is used as it is).");
+            var import = checkpoint.Import(parse, path)! with { Half = ParseHalf(parse.GetValue(precision)!) };
+            var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true, target: parse.GetValue(output))!;
+            long bytes = Directory.EnumerateFiles(converted.Folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+            cli.Console.MarkupLine($"{(converted.FromCache ? "Already converted" : "Wrote")} [bold]{Markup.Escape(converted.Folder)}[/]: {bytes / 1048576.0:F1} MiB, " +
+                $"{Markup.Escape(converted.Kind.Description)}, {CheckpointConverter.PredictionName(converted.Prediction)}, sha256 {converted.Sha256[..12]}…");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static bool ParseHalf(string precision) => precision.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => false,
+        "fp16" or "float16" => true,
+        var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
+    };
+
     private static Command Inspect(CliContext cli)
     {
-        var folder = new Argument<string>("folder") { Description = "A diffusers-ONNX model folder." };
+        var folder = new Argument<string>("model") { Description = CheckpointOptions.ModelHelp };
         var json = new Option<bool>("--json") { Description = "Print the contract as JSON." };
-        var command = new Command("inspect", "Open a model folder and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts.")
+        var checkpoint = new CheckpointOptions();
+        var command = new Command("inspect", "Open a model and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts, quantization.")
         {
             folder, json,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
-            using var model = ModelFolder.Open(parse.GetValue(folder)!);
+            using var model = ModelFolder.Open(checkpoint.Resolve(parse, parse.GetValue(folder)!, cli, showProgress: !parse.GetValue(json)));
             var report = Describe(model);
             if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
             else
@@ -78,11 +115,12 @@ public static class ModelsCommand
     private static Dictionary<string, object?> Describe(ModelFolder m)
     {
         string unetFile = Path.Combine(m.Path, "unet", "model.onnx");
-        return new Dictionary<string, object?>
+        var report = new Dictionary<string, object?>
         {
             ["folder"] = m.Path,
             ["pipeline"] = m.PipelineClass,
             ["synthetic"] = m.SyntheticPreset is null ? "no" : $"yes: preset {m.SyntheticPreset}, random weights",
+            ["checkpoint"] = CheckpointConverter.Origin(m.Path) ?? "no",
             ["vintage"] = m.Vintage,
             ["scheduler"] = m.SchedulerConfig.ClassName,
             ["prediction_type"] = m.Prediction.ToString(),
@@ -94,6 +132,7 @@ public static class ModelsCommand
             ["unet.sample"] = m.UNet.SampleType.ToString(),
             ["unet.timestep"] = $"{m.UNet.TimestepType} ({m.UNet.Timestep})",
             ["unet.latent_channels"] = m.LatentChannels,
+            ["unet.input_channels"] = m.UNet.IsInpainting ? $"{m.UNet.InputChannels} (inpainting: latents, mask, masked-image latents)" : m.UNet.InputChannels.ToString(),
             ["unet.cross_attention_dim"] = m.UNet.CrossAttentionDim,
             ["unet.external_data"] = string.Join(", ", OnnxGraphInfo.ExternalDataFiles(unetFile)),
             ["unet.parameters"] = OnnxGraphInfo.ParameterCount(unetFile),
@@ -101,6 +140,16 @@ public static class ModelsCommand
             ["vae.scaling_factor"] = m.ScalingFactor,
             ["vae_decoder.parameters"] = OnnxGraphInfo.ParameterCount(Path.Combine(m.Path, "vae_decoder", "model.onnx")),
             ["vae_encoder"] = m.VaeEncoder is null ? "absent (no img2img)" : m.VaeEncoder.Output.ToString(),
+            ["quantization"] = m.Quantization is null ? "none (float)" : $"int8: {string.Join(", ", m.Quantization.Keys)}",
         };
+        foreach (var component in QuantizeOptions.AllComponents)
+        {
+            string folder = Path.Combine(m.Path, component);
+            if (QuantizationRecord.Load(folder) is not { } record) continue;
+            report[$"{component}.quantization"] = record.Summary();
+            report[$"{component}.int8_weights"] = OnnxGraphInfo.Int8ParameterCount(Path.Combine(folder, "model.onnx"));
+            if (record.Calibration is { } c) report[$"{component}.calibration"] = $"{c.Source}; clipping {c.Clipping}";
+        }
+        return report;
     }
 }

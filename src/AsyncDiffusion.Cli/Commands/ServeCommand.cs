@@ -12,7 +12,8 @@ public static class ServeCommand
 {
     public static Command Create(CliContext cli)
     {
-        var models = new Option<string[]>("--model") { Description = "A model folder clients may choose (repeat for several). Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model") { Description = "A model clients may choose (repeat for several): " + CheckpointOptions.ModelHelp + " Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
+        var loraDir = new Option<string?>("--lora-dir") { Description = "LoRA .safetensors files prompts may use as <lora:name:weight> (merged into checkpoint models; listed at /sdapi/v1/loras)." };
         var modelsDir = new Option<string?>("--models-dir") { Description = "Serve every model folder inside this folder." };
         var urls = new Option<string>("--urls") { Description = "Where to listen: IP addresses (0.0.0.0 for all interfaces) or localhost, ';' between URLs.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
         var publicUrl = new Option<string?>("--public-url") { Description = "The server's address as clients reach it (behind a proxy), for the image URLs it hands out. Default: the listening address." };
@@ -33,16 +34,16 @@ public static class ServeCommand
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Orleans gateway port.", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
+            models, modelsDir, loraDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
-            var folders = (parse.GetValue(models) ?? []).ToList();
-            if (parse.GetValue(modelsDir) is { } dir)
-            {
-                if (!Directory.Exists(dir)) throw new AsyncDiffusionException($"--models-dir '{dir}' is not a folder.");
-                folders.AddRange(Directory.GetDirectories(dir).Where(d => File.Exists(Path.Combine(d, "model_index.json"))).Order());
-            }
+            var modelArguments = parse.GetValue(models) ?? [];
+            foreach (var model in modelArguments) CheckpointOptions.RejectOtherFiles(model);
+            string? lorasFolder = parse.GetValue(loraDir);
+            if (lorasFolder is not null && !Directory.Exists(lorasFolder)) throw new AsyncDiffusionException($"--lora-dir '{lorasFolder}' is not a folder.");
+            string? modelsFolder = parse.GetValue(modelsDir);
+            if (modelsFolder is not null && !Directory.Exists(modelsFolder)) throw new AsyncDiffusionException($"--models-dir '{modelsFolder}' is not a folder.");
             var tuned = TunedConfig.Find(parse.GetValue(config));
             var engine = EngineOptions.Automatic(Environment.ProcessorCount, tuned) with
             {
@@ -53,7 +54,7 @@ public static class ServeCommand
             };
             var options = new ServerOptions
             {
-                Models = folders,
+                LoraDir = lorasFolder,
                 Urls = parse.GetValue(urls)!,
                 PublicUrl = parse.GetValue(publicUrl),
                 AllowedHosts = parse.GetValue(allowedHosts) ?? [],
@@ -63,8 +64,26 @@ public static class ServeCommand
                 Engine = engine,
                 Limits = new Pipelines.GenerationLimits { MaxWidth = parse.GetValue(maxSize), MaxHeight = parse.GetValue(maxSize), MaxSteps = parse.GetValue(maxSteps), MaxCount = parse.GetValue(maxImages) },
             };
-            options.Validate(); // before writing the built-in model or loading anything
-            if (folders.Count == 0) options = options with { BuiltInModel = BuiltInModel.Ensure() };
+            options.Validate(); // before converting checkpoints, writing the built-in model or loading anything
+
+            var folders = new List<string>();
+            var checkpoints = new Dictionary<string, ServedCheckpoint>();
+            foreach (var model in modelArguments)
+            {
+                if (!Models.Checkpoints.CheckpointImport.IsCheckpoint(model)) { folders.Add(model); continue; }
+                var import = new Models.Checkpoints.CheckpointImport { Source = model };
+                var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true)!;
+                folders.Add(converted.Folder);
+                checkpoints[Path.GetFullPath(converted.Folder)] = new ServedCheckpoint(converted.Name, converted.Sha256, import);
+            }
+            if (modelsFolder is not null)
+                folders.AddRange(Directory.GetDirectories(modelsFolder).Where(d => File.Exists(Path.Combine(d, "model_index.json"))).Order());
+            options = options with
+            {
+                Models = folders,
+                Checkpoints = checkpoints,
+                BuiltInModel = folders.Count == 0 ? BuiltInModel.Ensure() : null,
+            };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
             if (parse.GetValue(cluster) is { } connection)
             {

@@ -1,4 +1,5 @@
 using AsyncDiffusion.Engine;
+using AsyncDiffusion.Models.Checkpoints;
 using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Server.Configuration;
@@ -50,6 +51,15 @@ public sealed record ServerOptions
     /// <summary>The built-in model's folder, used when <see cref="Models"/> is empty (the CLI fills it).</summary>
     public string? BuiltInModel { get; init; }
 
+    /// <summary>The checkpoints behind listed model folders (by full folder path): their names, file hashes and imports, for LoRA variants.</summary>
+    public IReadOnlyDictionary<string, ServedCheckpoint> Checkpoints { get; init; } = new Dictionary<string, ServedCheckpoint>();
+
+    /// <summary>A folder of LoRA .safetensors files prompts may use as &lt;lora:name:weight&gt;.</summary>
+    public string? LoraDir { get; init; }
+
+    /// <summary>Where LoRA-merged variants of checkpoint models are converted to and found again.</summary>
+    public string CheckpointCache { get; init; } = AsyncDiffusion.Models.Checkpoints.CheckpointCache.DefaultRoot;
+
     /// <summary>Checks the options before anything is loaded; a problem is one <see cref="AsyncDiffusionException"/> naming the option.</summary>
     public ListenAddresses Validate()
     {
@@ -81,3 +91,6 @@ public sealed record ServerOptions
         if (value < min) throw new AsyncDiffusionException($"{name} is {value}; expected {min} or more.");
     }
 }
+
+/// <summary>A model served from a checkpoint: A1111's name and sha256 of the file, and how it was imported.</summary>
+public sealed record ServedCheckpoint(string Name, string Sha256, CheckpointImport Import);

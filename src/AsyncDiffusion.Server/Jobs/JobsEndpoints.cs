@@ -19,7 +19,7 @@ public static class JobsEndpoints
         {
             var b = await Lenient.ReadObjectAsync(ctx.Request);
             var request = ToRequest(b, options);
-            var job = catalog.Engine.Submit(request);
+            var job = await catalog.SubmitAsync(request); // <lora:name:weight> tags pick the merged variant
             return new CompleteJson(Describe(job, ctx), 202);
         }));
         api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? new CompleteJson(Describe(job, ctx)) : NotFound(id));
@@ -113,5 +113,6 @@ public static class JobsEndpoints
         },
         InitImage = b.Field("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
+        Inpainting = JobsInpainting.Read(b, options),
     };
 }

@@ -35,6 +35,8 @@ public static class OpenAIEndpoints
             string prompt = form["prompt"].ToString();
             if (string.IsNullOrEmpty(prompt)) throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), prompt, init, options, catalog, 0.75, "image_edit");
+            if (form.Files.GetFile("mask") is { } mask)
+                ask = ask with { Request = ask.Request with { Inpainting = await OpenAIMask.ReadAsync(mask, init, options), Strength = 1.0 } };
             ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
             return await Run(ctx, ask, catalog, store, submit, address);
         }));
@@ -85,7 +87,6 @@ public static class OpenAIEndpoints
 
     private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, JobSubmitter submit, PublicAddress address)
     {
-        var engine = catalog.Engine;
         var job = await submit(ask.Request, ctx);
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         if (ask.Stream)
@@ -152,11 +153,15 @@ public static class OpenAIEndpoints
         }
     }
 
-    private static async Task<RgbImage> Upload(IFormFile file, ServerOptions options)
+    private static async Task<RgbImage> Upload(IFormFile file, ServerOptions options) =>
+        UploadedImages.Decode(await BytesOf(file), "image", options.MaxImagePixels);
+
+    /// <summary>An uploaded file's bytes in one exact-size array (the form is already read: its length is known and within the body limit).</summary>
+    internal static async Task<byte[]> BytesOf(IFormFile file)
     {
-        var bytes = new byte[file.Length]; // the form is already read: its length is known and within the body limit
+        var bytes = new byte[file.Length];
         await using (var stream = file.OpenReadStream()) await stream.ReadExactlyAsync(bytes);
-        return UploadedImages.Decode(bytes, "image", options.MaxImagePixels);
+        return bytes;
     }
 
     private static long? ParseLong(IFormCollection form, string key) =>

@@ -105,8 +105,15 @@ public static class SdapiEndpoints
             }
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
-        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "loras", "sd-modules" })
+        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
             api.MapGet("/" + empty, () => Array.Empty<object>());
+        // LoRAs from --lora-dir, for <lora:name:weight> in prompts; the path is the file name only.
+        api.MapGet("/loras", () => catalog.Loras.Loras.Select(l => new { name = l.Name, alias = l.Name, path = l.FileName, metadata = l.Metadata }));
+        api.MapPost("/refresh-loras", () =>
+        {
+            catalog.Loras.Refresh();
+            return Results.Text("null", "application/json");
+        });
         api.MapGet("/embeddings", () => new { loaded = new { }, skipped = new { } });
         api.MapGet("/cmd-flags", () => new { api = true, listen = false });
         api.MapPost("/png-info", (Delegate)(async (HttpContext ctx) =>
@@ -187,10 +194,17 @@ public static class SdapiEndpoints
     }
 
     private static readonly JsonElement EmptyArray = JsonDocument.Parse("[]").RootElement.Clone();
+    private static readonly JsonElement Null = JsonDocument.Parse("null").RootElement.Clone();
 
-    // A1111 echoes the request's parameters; the parsed body is echoed as it was checked, uploaded images left out.
+    // A1111 echoes the request's parameters; the parsed body is echoed as it was checked, uploaded images left out
+    // (init images as an empty list, the mask as null: A1111 does not echo the mask either).
     private static Dictionary<string, JsonElement> Echo(JsonElement body) =>
-        body.EnumerateObject().ToDictionary(p => p.Name, p => p.Name == "init_images" ? EmptyArray : p.Value, StringComparer.Ordinal);
+        body.EnumerateObject().ToDictionary(p => p.Name, p => p.Name switch
+        {
+            "init_images" => EmptyArray,
+            "mask" => Null,
+            _ => p.Value,
+        }, StringComparer.Ordinal);
 
     internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
     {
@@ -226,6 +240,8 @@ public static class SdapiEndpoints
             Scheduler = sampler,
             InitImage = init,
             Strength = b.Number("denoising_strength") ?? 0.75,
+            Inpainting = img2img ? SdapiInpainting.Read(b, options) : null,
+            InitialNoiseMultiplier = img2img ? SdapiInpainting.NoiseMultiplier(b) : 1.0,
         };
     }
 }

@@ -91,6 +91,8 @@ public static class BenchmarkRunner
             probe = MachineProbe.Run(threadsPerCall);
         }
 
+        // Each run reports its own peak, also when several run in one process (sweeps, --compare).
+        PeakMemory.ResetProcessPeak();
         log("Loading the model…");
         var load = Stopwatch.StartNew();
         using var engine = DiffusionEngine.Open(settings.ModelFolder, settings.Engine);
@@ -173,7 +175,7 @@ public static class BenchmarkRunner
         int tokens = model.Tokenizer.MaxLength, hidden = model.TextEncoder.HiddenSize;
         long[] timestepShape = model.UNet.Timestep == TimestepKind.FloatScalar ? [] : [1];
         var unet = FlopCounter.Count(Path.Combine(model.Path, "unet", "model.onnx"),
-            new Dictionary<string, long[]> { [model.UNet.Model.InputNames[0]] = [1, c, h, w], [model.UNet.Model.InputNames[1]] = timestepShape, [model.UNet.Model.InputNames[2]] = [1, tokens, hidden] });
+            new Dictionary<string, long[]> { [model.UNet.Model.InputNames[0]] = [1, model.UNet.InputChannels, h, w], [model.UNet.Model.InputNames[1]] = timestepShape, [model.UNet.Model.InputNames[2]] = [1, tokens, hidden] });
         var text = FlopCounter.Count(Path.Combine(model.Path, "text_encoder", "model.onnx"), new Dictionary<string, long[]> { [model.TextEncoder.Model.InputNames[0]] = [1, tokens] });
         var vae = s.Request.Decoder == DecoderKind.Taesd
             ? FlopCounter.Count(global::Onnx.ModelProto.Parser.ParseFrom(Taesd.BuildDecoder(Taesd.BuiltInDecoderWeights)).Graph, new Dictionary<string, long[]> { ["latent_sample"] = [1, c, h, w] })

@@ -4,8 +4,12 @@ using Onnx;
 
 namespace AsyncDiffusion.Benchmarking;
 
-/// <summary>FLOPs of one forward pass: 2 per multiply-add of Conv, MatMul and Gemm nodes.</summary>
-public sealed record FlopCount(double Conv, double MatMul, double Gemm, int Nodes, int Unresolved)
+/// <summary>
+/// FLOPs of one forward pass: 2 per multiply-add of Conv, MatMul and Gemm nodes, and of their
+/// int8 forms (QLinearConv counts as Conv, DynamicQuantizeMatMul as MatMul; <see cref="Int8"/>
+/// says how much of the total they are).
+/// </summary>
+public sealed record FlopCount(double Conv, double MatMul, double Gemm, int Nodes, int Unresolved, double Int8 = 0)
 {
     public double Total => Conv + MatMul + Gemm;
     public double GFlop => Total / 1e9;
@@ -38,7 +42,7 @@ public static class FlopCounter
         }
         foreach (var (name, shape) in inputShapes) shapes[name] = shape;
 
-        double conv = 0, matmul = 0, gemm = 0;
+        double conv = 0, matmul = 0, gemm = 0, int8 = 0;
         int unresolved = 0;
         foreach (var node in graph.Node)
         {
@@ -50,23 +54,28 @@ public static class FlopCounter
             {
                 // Unknown shapes stay unknown downstream.
             }
-            if (node.OpType is not ("Conv" or "MatMul" or "Gemm")) continue;
-            if (!node.Input.Take(2).All(shapes.ContainsKey) || !shapes.ContainsKey(node.Output[0]))
+            if (node.OpType is not ("Conv" or "MatMul" or "Gemm" or "QLinearConv" or "DynamicQuantizeMatMul")) continue;
+            int weightInput = node.OpType == "QLinearConv" ? 3 : 1;
+            if (node.Input.Count <= weightInput || !shapes.ContainsKey(node.Input[0]) || !shapes.ContainsKey(node.Input[weightInput]) || !shapes.ContainsKey(node.Output[0]))
             {
                 unresolved++;
                 continue;
             }
             var a = shapes[node.Input[0]];
-            var b = shapes[node.Input[1]];
+            var b = shapes[node.Input[weightInput]];
             var y = shapes[node.Output[0]];
             switch (node.OpType)
             {
-                case "Conv":
+                case "Conv" or "QLinearConv":
                     // y elements × (Cin/groups · kh · kw) multiply-adds
-                    conv += 2.0 * Product(y) * Product(b.Skip(1));
+                    double c = 2.0 * Product(y) * Product(b.Skip(1));
+                    conv += c;
+                    if (node.OpType == "QLinearConv") int8 += c;
                     break;
-                case "MatMul":
-                    matmul += 2.0 * Product(y) * a[^1];
+                case "MatMul" or "DynamicQuantizeMatMul":
+                    double m = 2.0 * Product(y) * a[^1];
+                    matmul += m;
+                    if (node.OpType == "DynamicQuantizeMatMul") int8 += m;
                     break;
                 default:
                     bool transA = Attr(node, "transA") == 1;
@@ -74,7 +83,7 @@ public static class FlopCounter
                     break;
             }
         }
-        return new FlopCount(conv, matmul, gemm, graph.Node.Count, unresolved);
+        return new FlopCount(conv, matmul, gemm, graph.Node.Count, unresolved, int8);
     }
 
     private static void Infer(NodeProto n, Dictionary<string, long[]> s, Dictionary<string, long[]> v, Dictionary<string, float[]> f)
@@ -93,7 +102,7 @@ public static class FlopCounter
             case "Identity" or "Cast" or "Relu" or "Sigmoid" or "Tanh" or "Exp" or "Sqrt" or "Erf" or "Neg" or "Cos" or "Sin" or "Softmax"
                 or "Gelu" or "LayerNormalization" or "GroupNormalization" or "InstanceNormalization" or "Clip" or "Log" or "Abs"
                 or "RandomNormalLike" or "Reciprocal" or "Not" or "IsNaN" or "Dropout" or "QuickGelu" or "BiasGelu" or "FastGelu" or "Trilu"
-                or "Floor" or "Ceil" or "Round" or "Sign" or "LeakyRelu" or "Elu" or "Softplus" or "HardSigmoid":
+                or "Floor" or "Ceil" or "Round" or "Sign" or "LeakyRelu" or "Elu" or "Softplus" or "HardSigmoid" or "QuantizeLinear" or "DequantizeLinear":
                 Out(In(0));
                 if (op is "Identity" or "Cast" && v.TryGetValue(n.Input[0], out var same)) v[n.Output[0]] = same;
                 break;
@@ -102,6 +111,11 @@ public static class FlopCounter
                 Out(shape);
                 if (op is "Add" or "Sub" or "Mul" or "Div" && n.Input.All(v.ContainsKey))
                     v[n.Output[0]] = Elementwise(v[n.Input[0]], v[n.Input[1]], op);
+                break;
+            case "DynamicQuantizeLinear":
+                Out(In(0));
+                Out([], 1);
+                Out([], 2);
                 break;
             case "Shape":
                 var shp = In(0);
@@ -112,9 +126,9 @@ public static class FlopCounter
                 Out([sv.Length]);
                 v[n.Output[0]] = sv;
                 break;
-            case "Conv":
+            case "Conv" or "QLinearConv":
                 var x = In(0);
-                var w = In(1);
+                var w = In(op == "Conv" ? 1 : 3);
                 var strides = Ints(n, "strides") ?? Enumerable.Repeat(1L, x.Length - 2).ToArray();
                 var pads = Ints(n, "pads") ?? new long[2 * (x.Length - 2)];
                 var dil = Ints(n, "dilations") ?? Enumerable.Repeat(1L, x.Length - 2).ToArray();
@@ -125,7 +139,7 @@ public static class FlopCounter
                     o[d + 2] = (x[d + 2] + pads[d] + pads[d + x.Length - 2] - dil[d] * (w[d + 2] - 1) - 1) / strides[d] + 1;
                 Out(o);
                 break;
-            case "MatMul":
+            case "MatMul" or "DynamicQuantizeMatMul":
                 var a = In(0);
                 var b = In(1);
                 var batch = Broadcast(a[..^2], b.Length >= 2 ? b[..^2] : []);

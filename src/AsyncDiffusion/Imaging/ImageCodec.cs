@@ -15,7 +15,10 @@ public static class ImageCodec
     /// <summary>Default decode limit: 40 megapixels.</summary>
     public const long DefaultMaxPixels = 40_000_000;
 
-    public static RgbImage Decode(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
+    public static RgbImage Decode(byte[] bytes, string name, long maxPixels = DefaultMaxPixels) => OnWhite(DecodeRgba(bytes, name, maxPixels));
+
+    /// <summary>Decodes keeping the alpha channel (straight alpha; opaque formats give 255): for masks.</summary>
+    public static RgbaImage DecodeRgba(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
     {
         if (bytes.Length == 0) throw new AsyncDiffusionException($"'{name}' is empty; expected a PNG, JPEG, WebP, BMP or GIF.");
         using var data = SKData.CreateCopy(bytes);
@@ -32,44 +35,30 @@ public static class ImageCodec
             throw new AsyncDiffusionException($"'{name}' is truncated: its header declares {info.Width}×{info.Height} pixels but the image data ends early ({bytes.Length:N0} bytes); expected a complete PNG, JPEG, WebP, BMP or GIF.");
         if (result != SKCodecResult.Success)
             throw new AsyncDiffusionException($"'{name}' could not be decoded ({result}); expected a valid PNG, JPEG, WebP, BMP or GIF.");
-        return FromRgba(bitmap.GetPixelSpan(), info.Width, info.Height, bitmap.RowBytes);
+        var image = RgbaImage.Create(info.Width, info.Height);
+        var span = bitmap.GetPixelSpan();
+        for (int y = 0; y < info.Height; y++)
+            span.Slice(y * bitmap.RowBytes, info.Width * 4).CopyTo(image.Pixels.AsSpan(y * info.Width * 4));
+        return image;
     }
 
-    public static RgbImage Decode(string path, long maxPixels = DefaultMaxPixels)
-    {
-        if (!File.Exists(path)) throw new AsyncDiffusionException($"Image '{path}' not found.");
-        return Decode(File.ReadAllBytes(path), path, maxPixels);
-    }
+    public static RgbImage Decode(string path, long maxPixels = DefaultMaxPixels) => Decode(ReadFile(path), path, maxPixels);
+
+    public static RgbaImage DecodeRgba(string path, long maxPixels = DefaultMaxPixels) => DecodeRgba(ReadFile(path), path, maxPixels);
+
+    private static byte[] ReadFile(string path) =>
+        File.Exists(path) ? File.ReadAllBytes(path) : throw new AsyncDiffusionException($"Image '{path}' not found.");
 
     /// <summary>
     /// Scales the image to cover <paramref name="width"/>×<paramref name="height"/> keeping its
-    /// aspect ratio, then crops the centre (AUTOMATIC1111's "crop and resize"). Only the part of
-    /// the source that survives the crop is scaled, so the memory used is bounded by the source
-    /// and the result whatever the aspect ratio (scaling first would make a 1,000,000×16 strip
-    /// covering 64×64 into a 4,000,000×64 intermediate).
+    /// aspect ratio, then crops the centre: AUTOMATIC1111's "crop and resize", with Pillow's Lanczos.
+    /// Only the part of the scaled image that survives the crop is computed (exactly the bytes the
+    /// full scale would have there), so time and memory are bounded by the source and the result
+    /// whatever the aspect ratio: scaling first would make a 1,000,000×16 strip covering 64×64
+    /// into a 4,000,000×64 intermediate.
     /// </summary>
-    public static RgbImage ResizeAndCrop(RgbImage image, int width, int height)
-    {
-        if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), "The target size must be positive.");
-        if (image.Width == width && image.Height == height) return image;
-        double scale = Math.Max((double)width / image.Width, (double)height / image.Height);
-        int cropWidth = Math.Clamp((int)Math.Round(width / scale), 1, image.Width), cropHeight = Math.Clamp((int)Math.Round(height / scale), 1, image.Height);
-        int left = (image.Width - cropWidth) / 2, top = (image.Height - cropHeight) / 2;
-        using var source = ToBitmap(image, left, top, cropWidth, cropHeight);
-        using var scaled = source.Resize(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.Mitchell))
-            ?? throw new AsyncDiffusionException("The image could not be resized.");
-        var result = RgbImage.Create(width, height);
-        var pixels = scaled.GetPixelSpan();
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-            {
-                int s = y * scaled.RowBytes + x * 4, d = (y * width + x) * 3;
-                result.Pixels[d] = pixels[s];
-                result.Pixels[d + 1] = pixels[s + 1];
-                result.Pixels[d + 2] = pixels[s + 2];
-            }
-        return result;
-    }
+    public static RgbImage ResizeAndCrop(RgbImage image, int width, int height) =>
+        image.Width == width && image.Height == height ? image : A1111ImageResize.Resize(image, width, height, ResizeMode.CropAndResize);
 
     public static byte[] Encode(RgbImage image, ImageFormat format, string? parameters = null, int quality = 90)
     {
@@ -94,17 +83,14 @@ public static class ImageCodec
 
     public static string Extension(ImageFormat format) => format switch { ImageFormat.Jpeg => ".jpg", ImageFormat.Webp => ".webp", _ => ".png" };
 
-    private static SKBitmap ToBitmap(RgbImage image) => ToBitmap(image, 0, 0, image.Width, image.Height);
-
-    /// <summary>The <paramref name="width"/>×<paramref name="height"/> region at (<paramref name="left"/>, <paramref name="top"/>) as an opaque RGBA bitmap.</summary>
-    private static SKBitmap ToBitmap(RgbImage image, int left, int top, int width, int height)
+    private static SKBitmap ToBitmap(RgbImage image)
     {
-        var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         var span = bitmap.GetPixelSpan();
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
+        for (int y = 0; y < image.Height; y++)
+            for (int x = 0; x < image.Width; x++)
             {
-                int s = ((top + y) * image.Width + left + x) * 3, d = y * bitmap.RowBytes + x * 4;
+                int s = (y * image.Width + x) * 3, d = y * bitmap.RowBytes + x * 4;
                 span[d] = image.Pixels[s];
                 span[d + 1] = image.Pixels[s + 1];
                 span[d + 2] = image.Pixels[s + 2];
@@ -114,16 +100,14 @@ public static class ImageCodec
     }
 
     // Alpha is composited onto white, as a person would see a transparent upload.
-    private static RgbImage FromRgba(ReadOnlySpan<byte> rgba, int width, int height, int rowBytes)
+    private static RgbImage OnWhite(RgbaImage rgba)
     {
-        var image = RgbImage.Create(width, height);
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-            {
-                int s = y * rowBytes + x * 4, d = (y * width + x) * 3;
-                int a = rgba[s + 3];
-                for (int c = 0; c < 3; c++) image.Pixels[d + c] = (byte)((rgba[s + c] * a + 255 * (255 - a) + 127) / 255);
-            }
+        var image = RgbImage.Create(rgba.Width, rgba.Height);
+        for (int i = 0; i < rgba.Width * rgba.Height; i++)
+        {
+            int a = rgba.Pixels[i * 4 + 3];
+            for (int c = 0; c < 3; c++) image.Pixels[i * 3 + c] = (byte)((rgba.Pixels[i * 4 + c] * a + 255 * (255 - a) + 127) / 255);
+        }
         return image;
     }
 }

@@ -25,6 +25,12 @@ public sealed class ModelFolder : IDisposable
     /// <summary>Set for synthetic model folders (real architecture, random weights): the preset name.</summary>
     public string? SyntheticPreset { get; }
 
+    /// <summary>The key in model_index.json that marks a folder written by <c>models quantize</c>.</summary>
+    public const string QuantizationMarkerKey = "asyncdiffusion_quantization";
+
+    /// <summary>For quantized folders: each quantized component and a summary of what in it is int8.</summary>
+    public IReadOnlyDictionary<string, string>? Quantization { get; }
+
     public ClipTokenizer Tokenizer { get; }
     public SchedulerConfig SchedulerConfig { get; }
     public TextEncoder TextEncoder { get; }
@@ -43,12 +49,13 @@ public sealed class ModelFolder : IDisposable
     /// <summary>The size the model was made for: the UNet's sample size × the VAE factor (512 when unknown).</summary>
     public int NativeSize => UNet.SampleSize is int s ? s * VaeScaleFactor : 512;
 
-    private ModelFolder(string path, string? pipelineClass, string? synthetic, ClipTokenizer tokenizer, SchedulerConfig scheduler,
+    private ModelFolder(string path, ModelIndex index, ClipTokenizer tokenizer, SchedulerConfig scheduler,
         TextEncoder text, UNet unet, VaeDecoder decoder, VaeEncoder? encoder)
     {
         Path = path;
-        PipelineClass = pipelineClass;
-        SyntheticPreset = synthetic;
+        PipelineClass = index.PipelineClass;
+        SyntheticPreset = index.Synthetic;
+        Quantization = index.Quantization;
         Tokenizer = tokenizer;
         SchedulerConfig = scheduler;
         TextEncoder = text;
@@ -61,7 +68,7 @@ public sealed class ModelFolder : IDisposable
     public static ModelFolder Open(string path, SessionSettings? settings = null)
     {
         settings ??= SessionSettings.Default;
-        var (full, pipelineClass, synthetic, tokenizer, scheduler) = ReadFiles(path);
+        var (full, index, tokenizer, scheduler) = ReadFiles(path);
         path = full;
         var opened = new List<IDisposable>();
         try
@@ -79,9 +86,12 @@ public sealed class ModelFolder : IDisposable
             if (decoder.LatentChannels != unet.LatentChannels)
                 throw new ModelFolderException(
                     $"'{decoder.Path}' decodes {decoder.LatentChannels}-channel latents but '{unet.Path}' works on {unet.LatentChannels}; the VAE and UNet must come from the same model.");
+            if (unet.IsInpainting && encoder is null)
+                throw new ModelFolderException(
+                    $"'{unet.Path}' is an inpainting UNet ({unet.InputChannels} input channels), which needs the masked image's latents at every step, but '{path}' has no vae_encoder/model.onnx; export the model with its VAE encoder.");
             CheckVocabulary(tokenizer, text);
 
-            return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder);
+            return new ModelFolder(path, index, tokenizer, scheduler, text, unet, decoder, encoder);
         }
         catch
         {
@@ -97,13 +107,13 @@ public sealed class ModelFolder : IDisposable
     /// </summary>
     public static void Validate(string path) => ReadFiles(path);
 
-    private static (string Path, string? PipelineClass, string? Synthetic, ClipTokenizer Tokenizer, SchedulerConfig Scheduler) ReadFiles(string path)
+    private static (string Path, ModelIndex Index, ClipTokenizer Tokenizer, SchedulerConfig Scheduler) ReadFiles(string path)
     {
         path = System.IO.Path.GetFullPath(path);
         if (!Directory.Exists(path))
             throw new ModelFolderException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
         RejectUnsupportedLayouts(path);
-        var (pipelineClass, synthetic) = ReadModelIndex(path);
+        var index = ReadModelIndex(path);
 
         foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
             if (!Directory.Exists(System.IO.Path.Combine(path, required)))
@@ -123,7 +133,7 @@ public sealed class ModelFolder : IDisposable
         if (tokenizer.MaxLength < 3)
             throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
         ModelFolderCheck.Run(path, tokenizer, scheduler);
-        return (path, pipelineClass, synthetic, tokenizer, scheduler);
+        return (path, index, tokenizer, scheduler);
     }
 
     // Where text_encoder/config.json does not give vocab_size, one encode of the tokenizer's highest id tells whether the embeddings reach it.
@@ -158,7 +168,9 @@ public sealed class ModelFolder : IDisposable
             throw new ModelFolderException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
-    private static (string? PipelineClass, string? Synthetic) ReadModelIndex(string path)
+    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization);
+
+    private static ModelIndex ReadModelIndex(string path)
     {
         string index = System.IO.Path.Combine(path, "model_index.json");
         if (!File.Exists(index))
@@ -180,7 +192,14 @@ public sealed class ModelFolder : IDisposable
             foreach (var component in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder", "vae_encoder" })
                 if (root.TryGetProperty(component, out var entry) && entry.ValueKind is not (JsonValueKind.Array or JsonValueKind.Null))
                     throw new ModelFolderException($"'{index}': {component} is {entry.GetRawText()}; expected [library, class] such as [\"diffusers\", \"OnnxRuntimeModel\"].");
-            return (cls, synthetic);
+            Dictionary<string, string>? quantization = null;
+            if (root.TryGetProperty(QuantizationMarkerKey, out var q))
+            {
+                quantization = new Dictionary<string, string>();
+                if (q.ValueKind == JsonValueKind.Object && q.TryGetProperty("components", out var parts) && parts.ValueKind == JsonValueKind.Object)
+                    foreach (var part in parts.EnumerateObject()) quantization[part.Name] = part.Value.ToString();
+            }
+            return new ModelIndex(cls, synthetic, quantization);
         }
         catch (JsonException e)
         {

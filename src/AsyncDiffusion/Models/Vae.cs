@@ -119,7 +119,13 @@ public sealed class VaeEncoder : ModelComponent
     {
         var tensor = new float[3 * image.Width * image.Height];
         LatentImageConversion.ToTensor(image, tensor);
-        var (values, _) = Encode(tensor, [1, 3, image.Height, image.Width], cancellation);
+        return EncodeTensor(tensor, image.Width, image.Height, cancellation);
+    }
+
+    /// <summary>An image given as a [3, H, W] tensor in [-1, 1] (e.g. a masked image) → its latent distribution.</summary>
+    public InitImageLatents EncodeTensor(float[] chw, int width, int height, CancellationToken cancellation = default)
+    {
+        var (values, _) = Encode(chw, [1, 3, height, width], cancellation);
         return new InitImageLatents(values, Output, (float)ScalingFactor);
     }
 }

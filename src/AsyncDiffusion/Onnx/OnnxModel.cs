@@ -55,6 +55,12 @@ public sealed class OnnxModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sees the values of extra graph outputs on every run (calibration copies of a graph expose
+    /// inner tensors this way); callers of <see cref="Run"/> still get only what they asked for.
+    /// </summary>
+    internal ITensorObserver? Observer { get; set; }
+
     /// <summary>Runs the graph; the caller disposes the returned outputs.</summary>
     public IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<string> inputNames, IReadOnlyList<OrtValue> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellation = default)
     {
@@ -63,7 +69,20 @@ public sealed class OnnxModel : IDisposable
         using var registration = cancellation.Register(() => runOptions.Terminate = true);
         try
         {
-            return _session.Run(runOptions, inputNames, inputs, outputNames);
+            if (Observer is not { } observer) return _session.Run(runOptions, inputNames, inputs, outputNames);
+            string[] names = [.. outputNames, .. observer.Tensors.Where(t => !outputNames.Contains(t))];
+            var all = _session.Run(runOptions, inputNames, inputs, names);
+            try
+            {
+                foreach (var tensor in observer.Tensors) observer.Observe(tensor, all[Array.IndexOf(names, tensor)].GetTensorDataAsSpan<float>());
+            }
+            catch
+            {
+                all.Dispose();
+                throw;
+            }
+            for (int i = outputNames.Count; i < all.Count; i++) all[i].Dispose();
+            return new RequestedOutputs(all.Take(outputNames.Count).ToArray());
         }
         catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
         {
@@ -96,4 +115,24 @@ public sealed class OnnxModel : IDisposable
     public void Dispose() => _session.Dispose();
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    private sealed class RequestedOutputs(OrtValue[] values) : IDisposableReadOnlyCollection<OrtValue>
+    {
+        public OrtValue this[int index] => values[index];
+        public int Count => values.Length;
+        public IEnumerator<OrtValue> GetEnumerator() => ((IEnumerable<OrtValue>)values).GetEnumerator();
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => values.GetEnumerator();
+
+        public void Dispose()
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+}
+
+/// <summary>Receives the values of named float tensors a model computes (see <see cref="OnnxModel.Observer"/>).</summary>
+internal interface ITensorObserver
+{
+    IReadOnlyList<string> Tensors { get; }
+    void Observe(string tensor, ReadOnlySpan<float> values);
 }

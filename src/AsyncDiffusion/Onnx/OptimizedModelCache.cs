@@ -20,18 +20,7 @@ public sealed class OptimizedModelCache(string folder)
     public string Folder { get; } = folder;
 
     /// <summary>The default location: the user's cache folder (XDG on Linux).</summary>
-    public static string DefaultFolder
-    {
-        get
-        {
-            string? cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            if (string.IsNullOrWhiteSpace(cache))
-                cache = OperatingSystem.IsWindows()
-                    ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
-                    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(cache, "asyncdiffusion", "optimized");
-        }
-    }
+    public static string DefaultFolder => UserCache.Folder("optimized");
 
     /// <summary>
     /// A session for <paramref name="path"/>: from the cached optimised graph when there is one

@@ -32,6 +32,12 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
     public int RowsPerImage => Request.UsesGuidance ? 2 : 1;
 
     public int LatentChannels { get; private init; }
+
+    /// <summary>Channels of the UNet's sample: the latents, or latents + mask + masked-image latents for an inpainting UNet.</summary>
+    public int InputChannels { get; private init; }
+
+    /// <summary>Bounds of the mask blur and of the "only masked" padding, in pixels (A1111's sliders stop at 64 and 256).</summary>
+    public const int MaxMaskBlur = 64, MaxMaskPadding = 256;
     public int LatentWidth { get; private init; }
     public int LatentHeight { get; private init; }
 
@@ -63,6 +69,19 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
                 throw new AsyncDiffusionException($"Model '{model.Name}' has no vae_encoder/, which img2img needs; use txt2img or a model exported with its VAE encoder.");
             if (!(r.Strength > 0 && r.Strength <= 1))
                 throw new AsyncDiffusionException($"strength is {r.Strength}; expected a value in (0, 1].");
+            if (!double.IsFinite(r.InitialNoiseMultiplier) || r.InitialNoiseMultiplier < 0 || r.InitialNoiseMultiplier > 2)
+                throw new AsyncDiffusionException($"initial noise multiplier is {r.InitialNoiseMultiplier}; expected 0 to 2.");
+        }
+        if (r.Inpainting is { } inpainting)
+        {
+            if (!r.IsImageToImage)
+                throw new AsyncDiffusionException("a mask needs an init image: inpainting repaints the masked part of that image; give the init image too.");
+            if (inpainting.BlurX is < 0 or > MaxMaskBlur || inpainting.BlurY is < 0 or > MaxMaskBlur)
+                throw new AsyncDiffusionException($"mask blur is {inpainting.BlurX}×{inpainting.BlurY}; expected 0 to {MaxMaskBlur} pixels.");
+            if (inpainting.Padding is < 0 or > MaxMaskPadding)
+                throw new AsyncDiffusionException($"inpainting padding is {inpainting.Padding}; expected 0 to {MaxMaskPadding} pixels.");
+            if (!Enum.IsDefined(inpainting.Fill))
+                throw new AsyncDiffusionException($"masked content is {(int)inpainting.Fill}; expected 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing).");
         }
 
         if (r.Seed < -1) throw new AsyncDiffusionException($"seed is {r.Seed}; expected −1 (random) or a seed of 0 or more.");
@@ -84,6 +103,7 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
             StartIndex = start,
             StepsPerImage = scheduler.Timesteps.Count - start,
             LatentChannels = model.LatentChannels,
+            InputChannels = model.UNet.InputChannels,
             LatentWidth = width / model.VaeScaleFactor,
             LatentHeight = height / model.VaeScaleFactor,
         };

@@ -13,7 +13,7 @@ public enum DecoderKind
 }
 
 /// <summary>
-/// One txt2img or img2img request: what a user asks for, independent of any API shape.
+/// One txt2img, img2img or inpainting request: what a user asks for, independent of any API shape.
 /// Immutable; <see cref="GenerationPlan.Create"/> checks it once against a model and the limits.
 /// </summary>
 public sealed record GenerationRequest
@@ -42,6 +42,12 @@ public sealed record GenerationRequest
     /// <summary>img2img: how much of the schedule is run, in (0, 1].</summary>
     public double Strength { get; init; } = 0.75;
 
+    /// <summary>Inpainting: repaint the masked part of <see cref="InitImage"/> only; null repaints all of it (img2img).</summary>
+    public InpaintingOptions? Inpainting { get; init; }
+
+    /// <summary>img2img: the initial noise is multiplied by this (A1111's initial_noise_multiplier; 1 leaves it).</summary>
+    public double InitialNoiseMultiplier { get; init; } = 1.0;
+
     public DecoderKind Decoder { get; init; } = DecoderKind.Vae;
     public NoiseGeneratorKind Rng { get; init; } = NoiseGeneratorKind.Torch;
 
@@ -53,15 +59,15 @@ public sealed record GenerationRequest
 
     public bool IsImageToImage => InitImage is not null || ImagesReleased;
 
-    // Set by WithoutImages: the request was img2img, its image has been prepared and let go.
+    // Set by WithoutImages: the request was img2img, its image (and mask) prepared and let go.
     private bool ImagesReleased { get; init; }
 
     /// <summary>
-    /// This request without its uploaded image, for keeping after preparation has turned the
-    /// image into latents (a queued or finished job must not pin a decoded upload); it still
-    /// reads as img2img, so infotexts and results do not change.
+    /// This request without its uploaded image and inpainting mask, for keeping after preparation
+    /// has turned them into latents (a queued or finished job must not pin a decoded upload); it
+    /// still reads as img2img, so infotexts and results do not change.
     /// </summary>
-    public GenerationRequest WithoutImages() => InitImage is null ? this : this with { InitImage = null, ImagesReleased = true };
+    public GenerationRequest WithoutImages() => InitImage is null && Inpainting is null ? this : this with { InitImage = null, Inpainting = null, ImagesReleased = true };
 
     /// <summary>Guidance ≤ 1 needs no unconditional half (SD-Turbo, LCM).</summary>
     public bool UsesGuidance => GuidanceScale > 1.0;

@@ -6,7 +6,7 @@ using AsyncDiffusion.Onnx;
 namespace AsyncDiffusion.Pipelines;
 
 /// <summary>
-/// The synchronous driver (txt2img and img2img): one request at a time, image after image,
+/// The synchronous driver (txt2img, img2img and inpainting): one request at a time, image after image,
 /// through <see cref="RequestPreparation"/>, the denoising core (<see cref="UNetBatch"/>) and a
 /// decoder. It is the baseline the asynchronous engine is measured against, and the engine's
 /// sync mode.
@@ -57,10 +57,10 @@ public sealed class StableDiffusionPipeline : IDisposable
                 timeline?.Mark($"image {image.Index + 1} step {image.StepsDone}/{image.StepsTotal}");
             }
             var decodeClock = Stopwatch.StartNew();
-            var rgb = decoder.DecodeImage(image.Latents, image.Channels, image.LatentHeight, image.LatentWidth, cancellation);
+            var rgb = image.Decode(decoder, cancellation);
             timings.DecodeMs += decodeClock.Elapsed.TotalMilliseconds;
             timeline?.Mark($"image {image.Index + 1} decoded");
-            images.Add(new GeneratedImage(rgb, image.Seed, GenerationInfotext.For(plan, image.Seed)));
+            images.Add(new GeneratedImage(rgb, image.Seed, GenerationInfotext.For(image)));
             memory.Sample();
         }
         timings.TotalMs = total.Elapsed.TotalMilliseconds;

@@ -4,7 +4,8 @@ namespace AsyncDiffusion.Pipelines;
 
 /// <summary>
 /// The denoising core: one UNet evaluation for a set of images at their current steps. It lays
-/// out every image's rows (classifier-free guidance halves included), the timesteps and the text
+/// out every image's rows (classifier-free guidance halves included; for an inpainting UNet each
+/// row carries the latents, the mask and the masked image's latents), the timesteps and the text
 /// states, runs the UNet and hands each image its slice of the output. Both the synchronous
 /// pipeline (one image) and the engine's streams (images of several requests) step images only
 /// through here, so a new UNet input is added in this one place and in
@@ -13,11 +14,13 @@ namespace AsyncDiffusion.Pipelines;
 public static class UNetBatch
 {
     /// <summary>
-    /// Whether two images can share one UNet call: the same latent shape, the same layout of
-    /// guidance rows, and the same timestep when the export takes one timestep per call.
+    /// Whether two images can share one UNet call: the same latent shape and UNet input contract
+    /// (inpainting rows or not), the same layout of guidance rows, and the same timestep when the
+    /// export takes one timestep per call. Masked denoising with a text-to-image UNet changes no
+    /// input, so inpainting and plain steps share calls.
     /// </summary>
     public static bool Compatible(DenoisingImage a, DenoisingImage b, UNet unet) =>
-        a.Channels == b.Channels && a.LatentHeight == b.LatentHeight && a.LatentWidth == b.LatentWidth
+        a.Channels == b.Channels && a.InputChannels == b.InputChannels && a.LatentHeight == b.LatentHeight && a.LatentWidth == b.LatentWidth
         && a.Plan.Request.CfgAsBatch == b.Plan.Request.CfgAsBatch
         && (unet.AcceptsPerItemTimesteps || a.Timestep == b.Timestep);
 
@@ -31,27 +34,27 @@ public static class UNetBatch
     {
         if (images.Count == 0) throw new ArgumentException("A UNet batch needs at least one image.", nameof(images));
         var first = images[0];
-        int latent = first.LatentSize, tokens = model.Tokenizer.MaxLength, hidden = model.TextEncoder.HiddenSize;
+        int input = first.InputSize, latent = first.LatentSize, tokens = model.Tokenizer.MaxLength, hidden = model.TextEncoder.HiddenSize;
         int rows = images.Sum(i => i.Rows), contextRow = tokens * hidden;
-        var samples = new float[rows * latent];
+        var samples = new float[rows * input];
         var context = new float[rows * contextRow];
         var timesteps = new double[rows];
         int row = 0;
         foreach (var image in images)
         {
-            image.WriteInputs(samples.AsSpan(row * latent, image.Rows * latent), context.AsSpan(row * contextRow, image.Rows * contextRow));
+            image.WriteInputs(samples.AsSpan(row * input, image.Rows * input), context.AsSpan(row * contextRow, image.Rows * contextRow));
             timesteps.AsSpan(row, image.Rows).Fill(image.Timestep);
             row += image.Rows;
         }
 
         int rowsPerCall = first.Plan.Request.CfgAsBatch ? rows : 1;
         if (rowsPerCall == rows)
-            return model.UNet.Predict(samples, [rows, first.Channels, first.LatentHeight, first.LatentWidth], timesteps, context, [rows, tokens, hidden], cancellation);
+            return model.UNet.Predict(samples, [rows, first.InputChannels, first.LatentHeight, first.LatentWidth], timesteps, context, [rows, tokens, hidden], cancellation);
 
         var output = new float[rows * latent];
         for (int r = 0; r < rows; r++)
         {
-            var part = model.UNet.Predict(samples.AsSpan(r * latent, latent), [1, first.Channels, first.LatentHeight, first.LatentWidth], timesteps.AsSpan(r, 1),
+            var part = model.UNet.Predict(samples.AsSpan(r * input, input), [1, first.InputChannels, first.LatentHeight, first.LatentWidth], timesteps.AsSpan(r, 1),
                 context.AsSpan(r * contextRow, contextRow), [1, tokens, hidden], cancellation);
             part.CopyTo(output.AsSpan(r * latent));
         }

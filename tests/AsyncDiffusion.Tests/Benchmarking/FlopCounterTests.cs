@@ -67,4 +67,17 @@ public class FlopCounterTests
         var e = Assert.Throws<ModelFolderException>(() => OnnxStructureReader.Read(path));
         Assert.Contains("model.onnx", e.Message);
     }
+
+    [Fact]
+    public void Int8LayersCountAsTheFloatLayersTheyReplace()
+    {
+        var inputs = new Dictionary<string, long[]> { ["sample"] = [2, 4, 8, 8], ["timestep"] = [], ["encoder_hidden_states"] = [2, 77, 32] };
+        var fp32 = FlopCounter.Count(Path.Combine(Models.TinyModels.Folder(), "unet", "model.onnx"), inputs);
+        var int8 = FlopCounter.Count(Path.Combine(Quantization.QuantizedTinyModels.Folder, "unet", "model.onnx"), inputs);
+        Assert.Equal(0, int8.Unresolved);
+        Assert.Equal(fp32.Total, int8.Total, 6);
+        Assert.Equal(0, fp32.Int8);
+        // Everything but the attention products and the few float layers is int8.
+        Assert.InRange(int8.Int8 / int8.Total, 0.8, 1.0);
+    }
 }

@@ -1,4 +1,5 @@
 using AsyncDiffusion.Engine;
+using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Tests.Models;
@@ -26,6 +27,21 @@ public sealed class JobRetentionTests : IDisposable
         Assert.True(job.Request.IsImageToImage);
         Assert.Contains("Denoising strength: 0.5", result.Generation.Images[0].Infotext);
         Assert.Equal(job.Plan.StepsPerImage, job.StepsTotal); // the plan still knows its img2img schedule
+    }
+
+    [Fact]
+    public async Task AFinishedInpaintingJobHoldsNeitherItsUploadNorItsMask()
+    {
+        using var engine = new DiffusionEngine(_model, new EngineOptions());
+        var init = PipelineMathTests.InitImage();
+        var mask = GreyImage.Create(init.Width, init.Height);
+        Array.Fill(mask.Pixels, (byte)255, 0, mask.Pixels.Length / 2);
+        var job = engine.Submit(new GenerationRequest { Prompt = "x", Steps = 4, Seed = 3, InitImage = init, Strength = 0.5, Inpainting = new InpaintingOptions(mask) { BlurX = 0, BlurY = 0 } });
+        var result = await job.Completion.WaitAsync(Patience);
+        Assert.Null(job.Request.InitImage);
+        Assert.Null(job.Request.Inpainting);
+        Assert.True(job.Request.IsImageToImage);
+        Assert.Contains("Denoising strength: 0.5", result.Generation.Images[0].Infotext);
     }
 
     [Fact]

@@ -177,6 +177,47 @@ public class ModelFolderTests
         Assert.Single(Directory.EnumerateFileSystemEntries(dir.Path));
     }
 
+    [Fact]
+    public void InpaintingUNetFoldersOpenWithTheirContract()
+    {
+        using var model = ModelFolder.Open(TinyModels.Folder("optimum", preset: "tiny-inpaint"));
+        Assert.True(model.UNet.IsInpainting);
+        Assert.Equal(9, model.UNet.InputChannels);
+        Assert.Equal(4, model.LatentChannels);
+        Assert.Equal("ORTStableDiffusionInpaintPipeline", model.PipelineClass);
+        var sample = new float[9 * 64];
+        var output = model.UNet.Predict(sample, [1, 9, 8, 8], [500], new float[77 * 32], [1, 77, 32]);
+        Assert.Equal(4 * 64, output.Length);
+    }
+
+    [Fact]
+    public void InpaintingUNetWithoutVaeEncoderAndOtherChannelCountsAreRefused()
+    {
+        using var dir = new TempFolder();
+        string folder = Path.Combine(dir.Path, "no-encoder");
+        CopyFolder(TinyModels.Folder("optimum", preset: "tiny-inpaint"), folder);
+        Directory.Delete(Path.Combine(folder, "vae_encoder"), recursive: true);
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(folder));
+        Assert.Contains("inpainting UNet", e.Message);
+        Assert.Contains("vae_encoder", e.Message);
+
+        string pix2pix = Path.Combine(dir.Path, "pix2pix");
+        SyntheticModelWriter.Write(pix2pix, SyntheticPreset.Tiny with { UNet = SyntheticPreset.Tiny.UNet with { InChannels = 8 } }, ContractVintage.Optimum);
+        e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(pix2pix));
+        Assert.Contains("8 input channels", e.Message);
+        Assert.Contains("InstructPix2Pix", e.Message);
+    }
+
+    [Fact]
+    public void Sd15InpaintIsSd15WithANineChannelConvIn()
+    {
+        static long Parameters(global::Onnx.GraphProto g) => g.Initializer.Sum(t => t.Dims.Aggregate(1L, (a, b) => a * b));
+        var inpaint = SyntheticModelWriter.UNetShapes(SyntheticPreset.Sd15Inpaint);
+        Assert.Equal(9, inpaint.Input[0].Type.TensorType.Shape.Dim[1].DimValue);
+        Assert.Equal(4, inpaint.Output[0].Type.TensorType.Shape.Dim[1].DimValue);
+        Assert.Equal(5 * 320 * 3 * 3, Parameters(inpaint) - Parameters(SyntheticModelWriter.UNetShapes(SyntheticPreset.Sd15)));
+    }
+
     private static void RunAllComponents(ModelFolder model)
     {
         var ids = model.Tokenizer.Encode("a photo of an astronaut").InputIds;

@@ -14,10 +14,9 @@ internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, J
             if (job.IsFinished) continue;
             try
             {
-                var image = w.Image;
                 using var slot = gate.Enter(job.CancellationToken);
                 var clock = Stopwatch.StartNew();
-                w.Decoded = decoders.For(job.Request.Decoder).DecodeImage(image.Latents, image.Channels, image.LatentHeight, image.LatentWidth, job.CancellationToken);
+                w.Decoded = w.Image.Decode(decoders.For(job.Request.Decoder), job.CancellationToken);
                 w.Outputs.AddDecodeTime(clock.Elapsed.TotalMilliseconds);
                 w.Outputs.Memory.Sample();
                 queues.Encode.Writer.TryWrite(w);

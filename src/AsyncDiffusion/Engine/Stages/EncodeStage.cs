@@ -17,7 +17,7 @@ internal sealed class EncodeStage(StageQueues queues, JobRegistry registry, Imag
             try
             {
                 var clock = Stopwatch.StartNew();
-                string info = GenerationInfotext.For(job.Plan, w.Image.Seed);
+                string info = GenerationInfotext.For(w.Image);
                 outputs.Images[w.Image.Index] = new GeneratedImage(w.Decoded!, w.Image.Seed, info);
                 outputs.Files[w.Image.Index] = ImageCodec.Encode(w.Decoded!, format, info);
                 outputs.AddImageEncodeTime(clock.Elapsed.TotalMilliseconds);

@@ -21,10 +21,10 @@ internal sealed class GraphLayers(OnnxGraphBuilder g)
             ("pads", pads ?? [p, p, p, p]));
     }
 
-    /// <summary>x·W (+ b) with W stored [in, out], as exporters fold the transpose into the initializer.</summary>
+    /// <summary>x·W (+ b): W is [out, in] in the state dict and stored [in, out], as exporters fold the transpose into the initializer.</summary>
     public string Linear(string x, string name, int din, int dout, bool bias = true, double gain = 1.0)
     {
-        var y = g.Op("MatMul", [x, g.Parameter($"{name}.weight", [din, dout], gain / Math.Sqrt(din))]);
+        var y = g.Op("MatMul", [x, g.Parameter($"{name}.weight", [dout, din], ParameterInit.Uniform(gain / Math.Sqrt(din)), transposed: true)]);
         return bias ? g.Op("Add", [y, g.Parameter($"{name}.bias", [dout], 0.02)]) : y;
     }
 

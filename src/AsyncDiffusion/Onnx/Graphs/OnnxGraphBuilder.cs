@@ -5,9 +5,9 @@ namespace AsyncDiffusion.Onnx.Graphs;
 
 /// <summary>
 /// A small helper over the ONNX protobuf classes: graph inputs/outputs, named parameters
-/// (seeded, in the model's float type, embedded or in an external data file), constants and
-/// nodes. The parameter names follow diffusers' state-dict names, so counts and inspection
-/// read like a real export.
+/// (from a weight source — seeded, a dictionary, a checkpoint — in the model's float type,
+/// embedded or in an external data file), constants and nodes. The parameter names and shapes
+/// follow diffusers' state dicts, so real weights bind by name and counts read like a real export.
 /// </summary>
 internal sealed class OnnxGraphBuilder : IDisposable
 {
@@ -15,7 +15,8 @@ internal sealed class OnnxGraphBuilder : IDisposable
     public const long IrVersion = 10; // IR that opset 21 needs
 
     private readonly GraphProto _graph = new();
-    private readonly SeededWeights _weights;
+    private readonly IWeightSource _weights;
+    private readonly List<ParameterSpec> _specs = new();
     private readonly FileStream? _external;
     private readonly string? _externalName;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
@@ -27,7 +28,7 @@ internal sealed class OnnxGraphBuilder : IDisposable
     /// <param name="half">Store parameters, inputs and outputs as float16.</param>
     /// <param name="externalDataPath">When set, parameters go to this file (named relative to the model) instead of the protobuf.</param>
     /// <param name="shapesOnly">Record parameter shapes without values (for counting FLOPs and parameters).</param>
-    public OnnxGraphBuilder(string name, SeededWeights weights, bool half, string? externalDataPath = null, bool shapesOnly = false)
+    public OnnxGraphBuilder(string name, IWeightSource weights, bool half, string? externalDataPath = null, bool shapesOnly = false)
     {
         _shapesOnly = shapesOnly;
         _graph.Name = name;
@@ -44,6 +45,9 @@ internal sealed class OnnxGraphBuilder : IDisposable
     public TensorProto.Types.DataType FloatType => Half ? TensorProto.Types.DataType.Float16 : TensorProto.Types.DataType.Float;
     public long ParameterCount { get; private set; }
 
+    /// <summary>The learned parameters asked of the weight source so far, in graph order.</summary>
+    public IReadOnlyList<ParameterSpec> Specs => _specs;
+
     public string Input(string name, TensorProto.Types.DataType type, params object[] dims)
     {
         _graph.Input.Add(ValueInfo(name, type, dims));
@@ -57,21 +61,40 @@ internal sealed class OnnxGraphBuilder : IDisposable
         _graph.Output.Add(ValueInfo(name, type, dims));
     }
 
-    /// <summary>A learned parameter with seeded uniform values of the given standard deviation.</summary>
-    public string Parameter(string name, long[] shape, double std)
+    /// <summary>A learned parameter drawn with uniform values of the given standard deviation, unless the weight source binds it.</summary>
+    public string Parameter(string name, long[] shape, double std) => Parameter(name, shape, ParameterInit.Uniform(std));
+
+    /// <summary>A learned parameter filled with one value (norm scales, zero biases), unless the weight source binds it.</summary>
+    public string Filled(string name, long[] shape, float value) => Parameter(name, shape, ParameterInit.Constant(value));
+
+    /// <summary>
+    /// A learned parameter of state-dict shape <paramref name="shape"/> whose values come from the
+    /// weight source; <paramref name="transposed"/> stores a 2-D [out, in] weight as [in, out].
+    /// </summary>
+    public string Parameter(string name, long[] shape, ParameterInit init, bool transposed = false)
     {
-        if (!_shapesOnly) return Parameter(name, shape, _weights.Uniform(name, shape.Aggregate(1L, (a, b) => a * b), std));
-        // Shape-only graphs (for FLOP counting and inspection) carry dims without data.
-        NewParameter(name, shape);
-        return name;
+        if (transposed && shape.Length != 2) throw new ArgumentException($"Only 2-D parameters are stored transposed ({name}).");
+        var spec = new ParameterSpec(_graph.Name, name, shape, init, transposed);
+        _specs.Add(spec);
+        long[] stored = transposed ? [shape[1], shape[0]] : shape;
+        if (_shapesOnly)
+        {
+            // Shape-only graphs (for FLOP counting and inspection) carry dims without data.
+            NewParameter(name, stored);
+            return name;
+        }
+        var values = _weights.Values(spec);
+        if (values.LongLength != spec.ElementCount)
+            throw new InvalidOperationException($"The weight source gave {values.LongLength} values for {name} {spec.ShapeText}.");
+        return Parameter(name, stored, transposed ? Transpose(values, (int)shape[0], (int)shape[1]) : values);
     }
 
-    /// <summary>A learned parameter filled with one value (norm scales, zero biases).</summary>
-    public string Filled(string name, long[] shape, float value)
+    private static float[] Transpose(float[] values, int rows, int columns)
     {
-        var data = new float[shape.Aggregate(1L, (a, b) => a * b)];
-        Array.Fill(data, value);
-        return Parameter(name, shape, data);
+        var result = new float[values.Length];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++) result[(long)c * rows + r] = values[(long)r * columns + c];
+        return result;
     }
 
     public string Parameter(string name, long[] shape, float[] values)
@@ -87,7 +110,7 @@ internal sealed class OnnxGraphBuilder : IDisposable
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString() });
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString() });
         }
-        else tensor.RawData = ByteString.CopyFrom(bytes);
+        else tensor.RawData = UnsafeByteOperations.UnsafeWrap(bytes); // bytes is ours and never changes: no second copy
         return name;
     }
 

@@ -7,8 +7,16 @@ namespace AsyncDiffusion.Onnx.Graphs;
 /// and the tensor's name, so adding or reordering tensors never changes the others and the same
 /// seed always writes byte-identical files.
 /// </summary>
-internal sealed class SeededWeights(ulong seed)
+internal sealed class SeededWeights(ulong seed) : IWeightSource
 {
+    public float[] Values(ParameterSpec parameter)
+    {
+        if (parameter.Init.Fill is not float fill) return Uniform(parameter.Name, parameter.ElementCount, parameter.Init.Std);
+        var values = new float[parameter.ElementCount];
+        Array.Fill(values, fill);
+        return values;
+    }
+
     /// <summary>Uniform values with the given standard deviation (bound √3·std), mean 0.</summary>
     public float[] Uniform(string name, long count, double std)
     {
