@@ -15,10 +15,8 @@ public static class UploadedImages
     /// </summary>
     public static RgbImage FromBase64(JsonElement value, string field, long maxPixels) => Decode(BytesFromBase64(value, field), field, maxPixels);
 
-    /// <summary>Like <see cref="FromBase64(JsonElement, string, long)"/>, keeping the alpha channel (masks).</summary>
+    /// <summary>Like <see cref="FromBase64"/>, keeping the alpha channel (masks).</summary>
     public static RgbaImage RgbaFromBase64(JsonElement value, string field, long maxPixels) => DecodeRgba(BytesFromBase64(value, field), field, maxPixels);
-
-    public static RgbImage FromBase64(string text, string field, long maxPixels) => Decode(BytesFromBase64(text, field), field, maxPixels);
 
     /// <summary>A JSON string holding only whitespace (A1111 clients send <c>"mask": ""</c> for no mask), read without copying a long one.</summary>
     public static bool IsBlank(JsonElement value)

@@ -92,6 +92,41 @@ public sealed class UploadHardeningTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TruncatedOrOversizedMasksAre400sNamingTheMaskOnEveryMaskRoute()
+    {
+        string init = Convert.ToBase64String(ImageCodec.Encode(PipelineMathTests.InitImage(), ImageFormat.Png));
+        string truncated = Convert.ToBase64String(HeaderOnlyBmp(2000, 2000));
+        string oversized = Convert.ToBase64String(HeaderOnlyPng(5000, 5000)); // 25 M pixels, over the 16 M limit: refused from the header
+        foreach (string mask in new[] { truncated, oversized })
+        {
+            var a1111 = await Http.PostAsync("/sdapi/v1/img2img", Json($$"""{"prompt": "x", "steps": 2, "init_images": ["{{init}}"], "mask": "{{mask}}"}"""));
+            Assert.Equal(HttpStatusCode.BadRequest, a1111.StatusCode);
+            Assert.Contains("mask", await a1111.Content.ReadAsStringAsync());
+
+            var native = await Http.PostAsync("/api/v1/jobs", Json($$"""{"prompt": "x", "steps": 2, "init_image": "{{init}}", "mask": "data:image/png;base64,{{mask}}"}"""));
+            Assert.Equal(HttpStatusCode.BadRequest, native.StatusCode);
+            Assert.Contains("mask", await native.Content.ReadAsStringAsync());
+        }
+        var escaped = await Http.PostAsync("/sdapi/v1/img2img", Json($$"""{"prompt": "x", "steps": 2, "init_images": ["{{init}}"], "mask": "\u0041AAA"}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, escaped.StatusCode); // the escaped-text path names the field too
+        Assert.Contains("mask", await escaped.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ABlankA1111MaskMeansNoMask()
+    {
+        string init = Convert.ToBase64String(ImageCodec.Encode(PipelineMathTests.InitImage(), ImageFormat.Png));
+        foreach (string blank in new[] { "", "  ", @"\n" }) // an escaped newline in the JSON
+        {
+            var res = await Http.PostAsync("/sdapi/v1/img2img", Json($$"""{"prompt": "x", "steps": 2, "width": 64, "height": 64, "denoising_strength": 0.5, "init_images": ["{{init}}"], "mask": "{{blank}}"}"""));
+            string body = await res.Content.ReadAsStringAsync();
+            Assert.True(res.StatusCode == HttpStatusCode.OK, $"mask \"{blank}\": {(int)res.StatusCode} {body}");
+            var info = JsonDocument.Parse(body).RootElement.GetProperty("info").GetString()!;
+            Assert.DoesNotContain("Mask blur", info);
+        }
+    }
+
+    [Fact]
     public void CroppingAStripScalesOnlyWhatTheResultKeeps()
     {
         // 1,000,000 × 16 covering 64 × 64 is a 4× scale: scaling the whole strip first would allocate 4,000,000 × 64 RGBA (1 GiB).
