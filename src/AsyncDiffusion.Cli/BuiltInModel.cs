@@ -1,17 +1,23 @@
+using System.Security.Cryptography;
 using AsyncDiffusion.Models.Synthetic;
 
 namespace AsyncDiffusion.Cli;
 
 /// <summary>
-/// The model used when no --model is given: the synthetic "tiny" preset, written once into the
-/// user's cache folder (XDG cache on Linux) and reused.
+/// The model used when no --model is given: the trained "tiny-shapes" model, built from the
+/// weights shipped in the library into the user's cache folder (XDG cache on Linux) on first use
+/// and reused. The folder name carries a hash of the weights, so new weights get a new folder.
 /// </summary>
 public static class BuiltInModel
 {
     public const string Notice =
-        "No --model given: using the built-in synthetic 'tiny' model (a real Stable Diffusion architecture with random weights), so the images are abstract. " +
-        "For real images, point --model at a diffusers ONNX folder, e.g. an SD 1.5 or SD-Turbo export made with " +
+        "No --model given: using the built-in 'tiny-shapes' model (64x64), trained on simple scenes of coloured shapes; it draws prompts like " +
+        "'a red circle on a blue background' or 'a large yellow star at the top left on a purple background'. " +
+        "For other subjects, point --model at a diffusers ONNX folder, e.g. an SD 1.5 or SD-Turbo export made with " +
         "'optimum-cli export onnx --model <hub id> <folder>'.";
+
+    private static readonly Lazy<string> WeightsHash = new(() =>
+        Convert.ToHexStringLower(SHA256.HashData(TinyShapesModel.BuiltInWeightsBytes))[..12]);
 
     public static string Folder
     {
@@ -22,7 +28,7 @@ public static class BuiltInModel
                 cache = OperatingSystem.IsWindows()
                     ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
                     : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(cache, "asyncdiffusion", "models", "tiny-synthetic-v1");
+            return Path.Combine(cache, "asyncdiffusion", "models", $"{TinyShapesModel.Name}-{WeightsHash.Value}");
         }
     }
 
@@ -33,7 +39,7 @@ public static class BuiltInModel
         if (!File.Exists(Path.Combine(folder, "model_index.json")))
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-            SyntheticModelWriter.Write(folder, SyntheticPreset.Tiny);
+            TinyShapesModel.Write(folder);
         }
         return folder;
     }

@@ -20,13 +20,16 @@ internal sealed class OnnxGraphBuilder : IDisposable
     private readonly string? _externalName;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private readonly bool _shapesOnly;
+    private readonly TrainedWeights? _trained;
     private int _next;
 
     /// <param name="half">Store parameters, inputs and outputs as float16.</param>
     /// <param name="externalDataPath">When set, parameters go to this file (named relative to the model) instead of the protobuf.</param>
-    public OnnxGraphBuilder(string name, SeededWeights weights, bool half, string? externalDataPath = null, bool shapesOnly = false)
+    /// <param name="trained">When set, every learned parameter is taken from it by name (instead of seeded or filled values).</param>
+    public OnnxGraphBuilder(string name, SeededWeights weights, bool half, string? externalDataPath = null, bool shapesOnly = false, TrainedWeights? trained = null)
     {
         _shapesOnly = shapesOnly;
+        _trained = trained;
         _graph.Name = name;
         _weights = weights;
         Half = half;
@@ -57,6 +60,7 @@ internal sealed class OnnxGraphBuilder : IDisposable
     /// <summary>A learned parameter with seeded uniform values of the given standard deviation.</summary>
     public string Parameter(string name, long[] shape, double std)
     {
+        if (_trained is not null) return Parameter(name, shape, _trained.Take(name, shape));
         if (!_shapesOnly) return Parameter(name, shape, _weights.Uniform(name, shape.Aggregate(1L, (a, b) => a * b), std));
         // Shape-only graphs (for FLOP counting and inspection) carry dims without data.
         NewParameter(name, shape);
@@ -66,6 +70,7 @@ internal sealed class OnnxGraphBuilder : IDisposable
     /// <summary>A learned parameter filled with one value (norm scales, zero biases).</summary>
     public string Filled(string name, long[] shape, float value)
     {
+        if (_trained is not null) return Parameter(name, shape, _trained.Take(name, shape));
         var data = new float[shape.Aggregate(1L, (a, b) => a * b)];
         Array.Fill(data, value);
         return Parameter(name, shape, data);

@@ -1,0 +1,89 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using AsyncDiffusion.Models;
+using AsyncDiffusion.Models.Synthetic;
+
+namespace AsyncDiffusion.Tests.Models;
+
+/// <summary>The built-in trained model: the graph builder binds the shipped weights by name and computes what torch computed.</summary>
+public class TinyShapesModelTests
+{
+    private static readonly Lazy<string> Built = new(() =>
+    {
+        string folder = Path.Combine(Directory.CreateTempSubdirectory("asyncdiffusion-tiny-shapes-").FullName, "model");
+        TinyShapesModel.Write(folder);
+        return folder;
+    });
+
+    /// <summary>The shipped model folder, written once per test run.</summary>
+    public static string Folder => Built.Value;
+
+    private static JsonElement Fixture()
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "Models", "Data", "tiny_shapes_parity.json");
+        return JsonDocument.Parse(File.ReadAllBytes(path)).RootElement;
+    }
+
+    private static float[] Floats(JsonElement e) => e.EnumerateArray().Select(v => v.GetSingle()).ToArray();
+
+    [Fact]
+    public void TheParityFixtureWasMadeFromTheShippedWeights()
+    {
+        string hash = Convert.ToHexStringLower(SHA256.HashData(TinyShapesModel.BuiltInWeightsBytes))[..12];
+        Assert.True(hash == Fixture().GetProperty("weights_sha256_prefix").GetString(),
+            "The shipped weights changed: regenerate the fixture with /usr/bin/python3 tools/train-tiny-model/parity.py");
+    }
+
+    [Fact]
+    public void TheOnnxTextEncoderAndUNetComputeWhatTorchComputed()
+    {
+        var f = Fixture();
+        using var model = ModelFolder.Open(Folder);
+        var ids = f.GetProperty("input_ids").EnumerateArray().Select(v => v.GetInt32()).ToArray();
+        Assert.Equal(ids, model.Tokenizer.Encode(f.GetProperty("caption").GetString()!).InputIds);
+
+        var states = model.TextEncoder.Encode(ids, 1);
+        var expectedStates = Floats(f.GetProperty("text_states_first_16_tokens"));
+        AssertClose(expectedStates, states.AsSpan(0, expectedStates.Length).ToArray(), "text encoder");
+
+        var sample = Floats(f.GetProperty("sample"));
+        int side = TinyShapesModel.ImageSize / 8;
+        var output = model.UNet.Predict(sample, [1, 4, side, side], [f.GetProperty("timestep").GetDouble()], states, [1, 77, TinyShapesModel.TextEncoder.Hidden]);
+        AssertClose(Floats(f.GetProperty("unet_output")), output, "UNet");
+    }
+
+    [Fact]
+    public void TheFolderHasTheSdContractWithTaesdAsItsVae()
+    {
+        using var model = ModelFolder.Open(Folder);
+        Assert.Equal(TinyShapesModel.ImageSize, model.NativeSize);
+        Assert.Equal(1.0, model.ScalingFactor);
+        Assert.Equal(8, model.VaeScaleFactor);
+        Assert.Null(model.SyntheticPreset);
+        Assert.Equal(VaeEncoderOutput.LatentParameters, model.VaeEncoder!.Output);
+        Assert.Equal(49408, model.Tokenizer.Vocabulary.Count);
+        Assert.Equal("PNDMScheduler", model.SchedulerConfig.ClassName);
+    }
+
+    [Fact]
+    public void WeightsForAnotherConfigurationAreRefusedNamingTheTensor()
+    {
+        using var dir = new TempFolder();
+        var shipped = TinyShapesModel.BuiltInWeightsBytes;
+        // Rename one tensor in the header (same length, so offsets stay valid).
+        string text = System.Text.Encoding.Latin1.GetString(shipped);
+        string renamed = text.Replace("\"conv_in.weight\"", "\"conv_xx.weight\"");
+        var weights = SafeTensors.Parse(System.Text.Encoding.Latin1.GetBytes(renamed), "edited.safetensors");
+        var e = Assert.Throws<AsyncDiffusionException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), weights));
+        Assert.Contains("'edited.safetensors' has no tensor 'conv_in.weight'", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double worst = 0;
+        for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]) / (1e-3 + Math.Abs(expected[i])));
+        Assert.True(worst < 2e-3, $"{what}: worst relative difference {worst:G3}");
+    }
+}
