@@ -17,9 +17,9 @@ public static class GenerateCommand
     {
         var prompt = new Argument<string>("prompt") { Description = "What to draw." };
         var negative = new Option<string>("--negative") { Description = "Negative prompt (what to steer away from).", DefaultValueFactory = _ => "" };
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder. Default: the built-in synthetic tiny model (random weights)." };
+        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder. Default: the built-in tiny-shapes model (64x64 coloured shapes, e.g. \"a red circle on a blue background\")." };
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
-        var cfg = new Option<double>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want).", DefaultValueFactory = _ => 7.5 };
+        var cfg = new Option<double?>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want). Default: the model's own if its folder names one (2.5 for the built-in model), else 7.5." };
         var width = new Option<int?>("--width") { Description = "Image width (multiple of 8; the model may need 64). Default: the model's native size." };
         var height = new Option<int?>("--height") { Description = "Image height." };
         var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT, e.g. 512x512 (instead of --width/--height)." };
@@ -28,7 +28,7 @@ public static class GenerateCommand
         var count = new Option<int>("--n") { Description = "Number of images.", DefaultValueFactory = _ => 1 };
         var init = new Option<string?>("--init-image") { Description = "img2img: the starting image (PNG, JPEG, WebP, BMP)." };
         var strength = new Option<double>("--strength") { Description = "img2img: how much to change the image, in (0, 1].", DefaultValueFactory = _ => 0.75 };
-        var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae, taesd for the built-in model." };
+        var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae (the built-in model's VAE is TAESD)." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
@@ -47,13 +47,13 @@ public static class GenerateCommand
             string? initPath = parse.GetValue(init);
             var initImage = initPath is null ? null : ImageCodec.Decode(initPath);
             bool builtIn = parse.GetValue(model) is null;
-            var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae"));
+            var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? "vae");
             var request = new GenerationRequest
             {
                 Prompt = parse.GetValue(prompt)!,
                 NegativePrompt = parse.GetValue(negative)!,
                 Steps = parse.GetValue(steps),
-                GuidanceScale = parse.GetValue(cfg),
+                GuidanceScale = parse.GetValue(cfg) ?? DefaultGuidanceScale,
                 Width = w,
                 Height = h,
                 Seed = parse.GetValue(seed),
@@ -70,6 +70,7 @@ public static class GenerateCommand
             string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
             var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
             using var loaded = ModelFolder.Open(folder, settings);
+            if (parse.GetValue(cfg) is null && loaded.RecommendedGuidanceScale is double recommended) request = request with { GuidanceScale = recommended };
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             GenerationPlan.Create(request, loaded); // reject bad input before any work or output
 
@@ -96,6 +97,9 @@ public static class GenerateCommand
         }));
         return command;
     }
+
+    /// <summary>Guidance when neither --cfg nor the model's folder gives one (diffusers' default).</summary>
+    public const double DefaultGuidanceScale = 7.5;
 
     internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)
     {

@@ -16,6 +16,7 @@ public static class ModelsCommand
     {
         var command = new Command("models", "Create synthetic model folders, inspect model folders, and evaluate prompt adherence.");
         command.Subcommands.Add(CreateSynthetic(cli));
+        command.Subcommands.Add(CreateBuiltIn(cli));
         command.Subcommands.Add(Inspect(cli));
         command.Subcommands.Add(Evaluate(cli));
         return command;
@@ -55,6 +56,28 @@ public static class ModelsCommand
         return command;
     }
 
+    private static Command CreateBuiltIn(CliContext cli)
+    {
+        var weights = new Option<string?>("--weights") { Description = "A weights file from tools/train-tiny-model. Default: the shipped weights." };
+        var output = new Option<string>("--out") { Description = "Folder to create (must not exist or be empty).", Required = true };
+        var command = new Command("create-builtin",
+            "Write the built-in tiny-shapes model (trained on coloured shapes, 64x64) as a diffusers-ONNX folder, from the shipped or given weights.")
+        {
+            weights, output,
+        };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            string? file = parse.GetValue(weights);
+            var summary = TinyShapesModel.Write(parse.GetValue(output)!, file is null ? null : SafeTensors.Load(file));
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned());
+            foreach (var (name, count) in summary.Parameters) table.AddRow(name, $"{count:N0}");
+            cli.Console.Write(table);
+            cli.Console.MarkupLine($"Wrote [bold]{Markup.Escape(summary.Folder)}[/]: {summary.Bytes / 1048576.0:F1} MiB in {summary.Elapsed.TotalSeconds:F1} s.");
+            return 0;
+        }));
+        return command;
+    }
+
     private static Command Inspect(CliContext cli)
     {
         var folder = new Argument<string>("folder") { Description = "A diffusers-ONNX model folder." };
@@ -84,7 +107,7 @@ public static class ModelsCommand
         var model = new Option<string?>("--model") { Description = "A model that knows the shapes world. Default: the built-in tiny-shapes model." };
         var prompts = new Option<int>("--prompts") { Description = "Held-out prompts to run (of 40).", DefaultValueFactory = _ => 24 };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt (1, 2, …).", DefaultValueFactory = _ => 2 };
-        var cfg = new Option<double>("--cfg") { Description = "Classifier-free guidance scale (≤ 1: off).", DefaultValueFactory = _ => 7.5 };
+        var cfg = new Option<double?>("--cfg") { Description = "Classifier-free guidance scale (≤ 1: off). Default: the model's own (2.5 for the built-in model), else 7.5." };
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
         var scheduler = new Option<string?>("--scheduler") { Description = "Scheduler. Default: the model's." };
         var grid = new Option<string?>("--grid") { Description = "Also write a PNG of the first 16 images (first seed of each prompt) with prompts and verdicts." };
@@ -126,7 +149,7 @@ public static class ModelsCommand
     {
         var o = r.Options;
         console.MarkupLine($"[bold]{Markup.Escape(model.Name)}[/]: {o.Prompts} held-out prompts × {o.Seeds} seeds, {o.Steps} steps, " +
-            $"{Markup.Escape(r.Scheduler)}, CFG {o.GuidanceScale:0.##} ({elapsed.TotalSeconds:F1} s)");
+            $"{Markup.Escape(r.Scheduler)}, CFG {r.GuidanceScale:0.##} ({elapsed.TotalSeconds:F1} s)");
         var table = new Table().Border(TableBorder.Rounded).AddColumn("check").AddColumn(new TableColumn("right").RightAligned());
         table.AddRow("background colour", Percent(r.Background));
         table.AddRow("object colour", Percent(r.ObjectColour));
@@ -148,7 +171,7 @@ public static class ModelsCommand
             model = model.Path,
             scheduler = r.Scheduler,
             steps = r.Options.Steps,
-            cfg = r.Options.GuidanceScale,
+            cfg = r.GuidanceScale,
             prompts = r.Options.Prompts,
             seeds = r.Options.Seeds,
             scores = new { background = r.Background, object_colour = r.ObjectColour, shape = r.Shape, position = r.Position },

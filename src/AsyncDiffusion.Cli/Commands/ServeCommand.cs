@@ -10,7 +10,7 @@ public static class ServeCommand
 {
     public static Command Create(CliContext cli)
     {
-        var models = new Option<string[]>("--model") { Description = "A model folder clients may choose (repeat for several). Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model") { Description = "A model folder clients may choose (repeat for several). Default: the built-in tiny-shapes model.", AllowMultipleArgumentsPerToken = true };
         var modelsDir = new Option<string?>("--models-dir") { Description = "Serve every model folder inside this folder." };
         var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (OpenAI and native routes; Basic with password KEY on A1111 routes)." };
@@ -45,6 +45,7 @@ public static class ServeCommand
             {
                 Models = folders,
                 BuiltInModel = folders.Count == 0 ? BuiltInModel.Ensure() : null,
+                DefaultGuidanceScale = folders.Count == 0 ? Models.Synthetic.TinyShapesModel.GuidanceScale : null,
                 Urls = parse.GetValue(urls)!,
                 ApiKey = parse.GetValue(apiKey),
                 ApiAuth = apiAuthValue,

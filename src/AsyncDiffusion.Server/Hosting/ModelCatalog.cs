@@ -30,7 +30,7 @@ public sealed class ModelCatalog : IDisposable
         if (duplicate is not null) throw new AsyncDiffusionException($"Two models are named '{duplicate.Key}'; model folders must have distinct names.");
         Current = Models[0];
         if (options.Models.Count == 0)
-            log.LogWarning("No --model given: serving the built-in synthetic model (real SD architecture, random weights): images are abstract.");
+            log.LogWarning("No --model given: serving the built-in tiny-shapes model (64x64, trained on coloured shapes: \"a red circle on a blue background\").");
         log.LogInformation("Loading model {Name}…", Current.Name);
         _engine = DiffusionEngine.Open(Current.Folder, options.Engine, options.Limits);
     }

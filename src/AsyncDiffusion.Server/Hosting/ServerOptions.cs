@@ -6,7 +6,7 @@ namespace AsyncDiffusion.Server.Hosting;
 /// <summary>Everything <c>asyncdiffusion serve</c> can be told.</summary>
 public sealed record ServerOptions
 {
-    /// <summary>Model folders clients may choose from (by name, never by path). Empty: the built-in synthetic model.</summary>
+    /// <summary>Model folders clients may choose from (by name, never by path). Empty: the built-in tiny-shapes model.</summary>
     public IReadOnlyList<string> Models { get; init; } = [];
 
     public string Urls { get; init; } = "http://127.0.0.1:7860";
@@ -31,4 +31,7 @@ public sealed record ServerOptions
 
     /// <summary>The built-in model's folder, used when <see cref="Models"/> is empty (the CLI fills it).</summary>
     public string? BuiltInModel { get; init; }
+
+    /// <summary>Guidance scale for requests that give none; null: each API's own default (A1111 7, the others 7.5). The built-in model wants 2.5.</summary>
+    public double? DefaultGuidanceScale { get; init; }
 }

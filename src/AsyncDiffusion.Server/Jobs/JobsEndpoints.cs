@@ -94,7 +94,7 @@ public static class JobsEndpoints
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",
         Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, options.Limits.MaxSteps, 20),
-        GuidanceScale = b.Number("guidance_scale") ?? b.Number("cfg") ?? 7.5,
+        GuidanceScale = b.Number("guidance_scale") ?? b.Number("cfg") ?? options.DefaultGuidanceScale ?? 7.5,
         Width = b.Integer("width") is long w ? (int)Math.Clamp(w, 0, 100_000) : null,
         Height = b.Integer("height") is long h ? (int)Math.Clamp(h, 0, 100_000) : null,
         Seed = b.Integer("seed") ?? -1,

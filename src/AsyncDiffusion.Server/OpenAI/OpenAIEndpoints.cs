@@ -73,6 +73,7 @@ public static class OpenAIEndpoints
             Height = height,
             Count = n,
             Steps = Math.Min(20, options.Limits.MaxSteps),
+            GuidanceScale = options.DefaultGuidanceScale ?? 7.5,
             InitImage = init,
             Strength = strength,
             Seed = -1,

@@ -213,7 +213,7 @@ public static class SdapiEndpoints
             Prompt = prompt,
             NegativePrompt = b.String("negative_prompt") ?? "",
             Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, limits.MaxSteps, 20),
-            GuidanceScale = b.Number("cfg_scale") ?? 7.0,
+            GuidanceScale = b.Number("cfg_scale") ?? options.DefaultGuidanceScale ?? 7.0,
             Width = b.Integer("width") is long w ? (int)Math.Clamp(w, int.MinValue, int.MaxValue) : null,
             Height = b.Integer("height") is long h ? (int)Math.Clamp(h, int.MinValue, int.MaxValue) : null,
             Seed = b.Integer("seed") ?? -1,

@@ -9,7 +9,8 @@ public sealed record AdherenceOptions
     public int Prompts { get; init; } = 24;
     public int Seeds { get; init; } = 2;
     public long FirstSeed { get; init; } = 1;
-    public double GuidanceScale { get; init; } = 7.5;
+    /// <summary>Null: the model's own (<see cref="Models.ModelFolder.RecommendedGuidanceScale"/>), else 7.5.</summary>
+    public double? GuidanceScale { get; init; }
     public int Steps { get; init; } = 20;
     public string? Scheduler { get; init; }
 }
@@ -18,7 +19,7 @@ public sealed record AdherenceOptions
 public sealed record AdherenceSample(ShapeScene Scene, long Seed, RgbImage Image, ShapeVerdict Verdict);
 
 /// <summary>Scores over all samples: the fraction with the right background colour, main-object colour and shape (and position, over placed prompts).</summary>
-public sealed record AdherenceReport(AdherenceOptions Options, string Scheduler, IReadOnlyList<AdherenceSample> Samples)
+public sealed record AdherenceReport(AdherenceOptions Options, string Scheduler, double GuidanceScale, IReadOnlyList<AdherenceSample> Samples)
 {
     public double Background => Rate(s => s.Verdict.BackgroundRight);
     public double ObjectColour => Rate(s => s.Verdict.ObjectColourRight);
@@ -49,6 +50,7 @@ public static class PromptAdherence
         if (options.Seeds < 1) throw new AsyncDiffusionException($"The number of seeds is {options.Seeds}; expected at least 1.");
         var samples = new List<AdherenceSample>();
         string scheduler = "";
+        double guidance = options.GuidanceScale ?? pipeline.Model.RecommendedGuidanceScale ?? 7.5;
         foreach (var scene in ShapeWorld.EvaluationScenes(options.Prompts))
         {
             var request = new GenerationRequest
@@ -56,7 +58,7 @@ public static class PromptAdherence
                 Prompt = scene.Caption,
                 Seed = options.FirstSeed,
                 Count = options.Seeds,
-                GuidanceScale = options.GuidanceScale,
+                GuidanceScale = guidance,
                 Steps = options.Steps,
                 Scheduler = options.Scheduler,
             };
@@ -69,6 +71,6 @@ public static class PromptAdherence
                 onSample?.Invoke(sample);
             }
         }
-        return new AdherenceReport(options, scheduler, samples);
+        return new AdherenceReport(options, scheduler, guidance, samples);
     }
 }

@@ -22,6 +22,9 @@ public sealed class ModelFolder : IDisposable
     /// <summary>Set for models written by <see cref="SyntheticModelWriter"/>: real architecture, random weights.</summary>
     public string? SyntheticPreset { get; }
 
+    /// <summary>The guidance scale the model was made for, when its folder says (the built-in <see cref="TinyShapesModel"/> does); else null.</summary>
+    public double? RecommendedGuidanceScale { get; private init; }
+
     public ClipTokenizer Tokenizer { get; }
     public SchedulerConfig SchedulerConfig { get; }
     public TextEncoder TextEncoder { get; }
@@ -62,7 +65,7 @@ public sealed class ModelFolder : IDisposable
         if (!Directory.Exists(path))
             throw new AsyncDiffusionException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
         RejectUnsupportedLayouts(path);
-        var (pipelineClass, synthetic) = ReadModelIndex(path);
+        var (pipelineClass, synthetic, guidance) = ReadModelIndex(path);
 
         foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
             if (!Directory.Exists(System.IO.Path.Combine(path, required)))
@@ -89,7 +92,7 @@ public sealed class ModelFolder : IDisposable
             if (tokenizer.MaxLength < 3)
                 throw new AsyncDiffusionException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
 
-            return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder);
+            return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder) { RecommendedGuidanceScale = guidance };
         }
         catch
         {
@@ -113,7 +116,7 @@ public sealed class ModelFolder : IDisposable
             throw new AsyncDiffusionException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
-    private static (string? PipelineClass, string? Synthetic) ReadModelIndex(string path)
+    private static (string? PipelineClass, string? Synthetic, double? Guidance) ReadModelIndex(string path)
     {
         string index = System.IO.Path.Combine(path, "model_index.json");
         if (!File.Exists(index))
@@ -128,7 +131,9 @@ public sealed class ModelFolder : IDisposable
             if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
                 throw new AsyncDiffusionException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
             string? synthetic = root.TryGetProperty(SyntheticModelWriter.MarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
-            return (cls, synthetic);
+            double? guidance = root.TryGetProperty(TinyShapesModel.MarkerKey, out var b) && b.ValueKind == JsonValueKind.Object
+                && b.TryGetProperty("guidance_scale", out var g) && g.ValueKind == JsonValueKind.Number ? g.GetDouble() : null;
+            return (cls, synthetic, guidance);
         }
         catch (JsonException e)
         {
