@@ -6,7 +6,7 @@ using AsyncDiffusion.Models.Synthetic;
 namespace AsyncDiffusion.Tests.Models;
 
 /// <summary>The built-in trained model: the graph builder binds the shipped weights by name and computes what torch computed.</summary>
-public class TinyShapesModelTests
+public class TinyShapesModelTests(Xunit.Abstractions.ITestOutputHelper log)
 {
     private static readonly Lazy<string> Built = new(() =>
     {
@@ -79,11 +79,12 @@ public class TinyShapesModelTests
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
     }
 
-    private static void AssertClose(float[] expected, float[] actual, string what)
+    private void AssertClose(float[] expected, float[] actual, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         double worst = 0;
         for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]) / (1e-3 + Math.Abs(expected[i])));
-        Assert.True(worst < 2e-3, $"{what}: worst relative difference {worst:G3}");
+        log.WriteLine($"{what}: worst relative difference {worst:G3} over {expected.Length} values");
+        Assert.True(worst < 1e-3, $"{what}: worst relative difference {worst:G3}");
     }
 }
