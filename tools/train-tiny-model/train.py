@@ -110,7 +110,7 @@ def export(unet, text, path, meta):
 
 
 @torch.no_grad()
-def sample(unet, text, bpe, captions, seed, steps=20, cfg=7.5):
+def sample(unet, text, bpe, captions, seed, steps=20, cfg=2.5):
     """DDIM (eta 0, leading spacing + offset 1, as the model's scheduler config) for previews."""
     ac = alphas_cumprod()
     g = torch.Generator().manual_seed(seed)
