@@ -5,8 +5,8 @@ namespace AsyncDiffusion.Cli;
 
 /// <summary>
 /// The model used when no --model is given: the trained "tiny-shapes" model, built from the
-/// weights shipped in the library into the user's cache folder (XDG cache on Linux) on first use
-/// and reused. The folder name carries a hash of the weights, so new weights get a new folder.
+/// weights shipped in the library into the user cache (<see cref="UserCache"/>) on first use and
+/// reused. The folder name carries a hash of the weights, so new weights get a new folder.
 /// </summary>
 public static class BuiltInModel
 {
@@ -19,18 +19,7 @@ public static class BuiltInModel
     private static readonly Lazy<string> WeightsHash = new(() =>
         Convert.ToHexStringLower(SHA256.HashData(TinyShapesModel.BuiltInWeightsBytes))[..12]);
 
-    public static string Folder
-    {
-        get
-        {
-            string? cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            if (string.IsNullOrWhiteSpace(cache))
-                cache = OperatingSystem.IsWindows()
-                    ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
-                    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(cache, "asyncdiffusion", "models", $"{TinyShapesModel.Name}-{WeightsHash.Value}");
-        }
-    }
+    public static string Folder => UserCache.Folder(Path.Combine("models", $"{TinyShapesModel.Name}-{WeightsHash.Value}"));
 
     /// <summary>The folder, written first if it is not there yet (the writer only moves complete folders into place).</summary>
     public static string Ensure()
@@ -39,7 +28,14 @@ public static class BuiltInModel
         if (!File.Exists(Path.Combine(folder, "model_index.json")))
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-            TinyShapesModel.Write(folder);
+            try
+            {
+                TinyShapesModel.Write(folder);
+            }
+            catch (Exception e) when (e is IOException or AsyncDiffusionException && File.Exists(Path.Combine(folder, "model_index.json")))
+            {
+                // Another process (a second node starting at the same time) put the same complete folder in place first.
+            }
         }
         return folder;
     }

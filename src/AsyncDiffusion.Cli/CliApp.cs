@@ -46,6 +46,32 @@ public sealed record CliContext(IAnsiConsole Console, TextWriter Output, TextWri
 {
     public const int BadInput = 2;
 
+    public const int Cancelled = 130;
+
+    /// <summary>
+    /// Runs long work that Ctrl-C cancels: the body gets a token that Ctrl-C trips, and a
+    /// cancellation ends with one line and exit code 130 (the body leaves nothing half-written).
+    /// </summary>
+    public int Cancellable(Func<CancellationToken, int> body)
+    {
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        System.Console.CancelKeyPress += onCancel;
+        try
+        {
+            return body(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Error.WriteLine("Cancelled; nothing was written.");
+            return Cancelled;
+        }
+        finally
+        {
+            System.Console.CancelKeyPress -= onCancel;
+        }
+    }
+
     /// <summary>Runs a command body; bad input becomes one clear line on stderr and exit code 2, never a stack trace.</summary>
     public int Guard(Func<int> body)
     {

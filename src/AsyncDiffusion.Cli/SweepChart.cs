@@ -1,4 +1,4 @@
-using AsyncDiffusion.Metrics;
+using AsyncDiffusion.Benchmarking;
 
 namespace AsyncDiffusion.Cli;
 

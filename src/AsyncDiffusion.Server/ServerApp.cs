@@ -1,11 +1,15 @@
 using System.Diagnostics;
 using System.Reflection;
-using System.Text;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Jobs;
+using AsyncDiffusion.Server.Monitoring;
 using AsyncDiffusion.Server.OpenAI;
+using AsyncDiffusion.Server.Requests;
 using AsyncDiffusion.Server.Sdapi;
+using AsyncDiffusion.Server.Storage;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace AsyncDiffusion.Server;
@@ -17,20 +21,28 @@ namespace AsyncDiffusion.Server;
 /// </summary>
 public static class ServerApp
 {
-    public static WebApplication Build(ServerOptions options)
+    public static WebApplication Build(ServerOptions options, ServerExtension? extension = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = options.MaxBodyBytes);
         builder.Logging.SetMinimumLevel(LogLevel.Information);
+        extension?.ConfigureServices(builder);
         var app = builder.Build();
         var log = app.Logger;
 
         var catalog = new ModelCatalog(options, log);
         var metrics = new ServerMetrics();
         var store = new ImageStore(options.ImageRetention);
-        void Hook(DiffusionEngine e) => e.JobEnded += metrics.Observe;
+        void Hook(DiffusionEngine e)
+        {
+            e.JobEnded += metrics.Observe;
+            e.JobEnded += job =>
+            {
+                if (job.ErrorId is { } id) log.LogError(job.Error, "Job {Job} failed: internal error {Id}", job.Id, id);
+            };
+        }
         Hook(catalog.Engine);
         catalog.EngineChanged += Hook;
         app.Lifetime.ApplicationStopped.Register(catalog.Dispose);
@@ -41,102 +53,49 @@ public static class ServerApp
             await next();
             log.LogInformation("{Method} {Path} → {Status} in {Ms:F0} ms", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, clock.Elapsed.TotalMilliseconds);
         });
-        app.Use((ctx, next) => Errors(ctx, next, metrics, log));
-        app.Use((ctx, next) => Auth(ctx, next, options));
+        app.Use((ctx, next) => ErrorResponses.Handle(ctx, next, metrics, log));
+        app.Use((ctx, next) => ApiAuthentication.Check(ctx, next, options));
 
         app.MapGet("/", () => Results.Content(Resource("index.html"), "text/html; charset=utf-8"));
         app.MapGet("/api/v1/openapi.json", () => Results.Content(Resource("openapi.json"), "application/json"));
         app.MapGet("/health", () => Results.Json(new { status = "ok" }));
-        app.MapGet("/ready", () => Results.Json(new { status = "ready", model = catalog.Current.Name, synthetic = catalog.Current.Synthetic }));
+        var engineOptions = options.Engine;
+        log.LogInformation("Engine: {Streams} stream(s) × {Threads} thread(s), batch up to {Batch}; {Why}", engineOptions.Streams,
+            DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads, engineOptions.MaxBatch, engineOptions.Rationale ?? "as configured");
+        app.MapGet("/ready", () => Results.Json(new
+        {
+            status = "ready",
+            model = catalog.Current.Name,
+            built_in = catalog.Current.BuiltIn,
+            engine = new
+            {
+                mode = engineOptions.Mode.ToString().ToLowerInvariant(),
+                streams = engineOptions.Streams,
+                threads_per_stream = DiffusionEngine.SessionSettingsFor(engineOptions).IntraOpThreads,
+                max_batch = engineOptions.MaxBatch,
+                exclusive_compute = engineOptions.ExclusiveCompute,
+                why = engineOptions.Rationale ?? "as configured",
+            },
+        }));
         app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Engine.Stats), "text/plain; version=0.0.4"));
 
-        SdapiEndpoints.Map(app, catalog, options);
-        OpenAIEndpoints.Map(app, catalog, options, store);
+        var parts = new ServerParts(options, catalog, metrics);
+        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) =>
+        {
+            var (engine, prepared) = catalog.Prepare(request); // <lora:name:weight> tags pick the merged variant
+            return Task.FromResult(engine.Submit(prepared));
+        });
+        SdapiEndpoints.Map(app, catalog, options, submit);
+        OpenAIEndpoints.Map(app, catalog, options, store, submit);
         JobsEndpoints.Map(app, catalog, options);
+        if (extension is not null)
+        {
+            // The extension's routes win over built-in routes with the same pattern (lower order is preferred).
+            var overrides = app.MapGroup("").WithOrder(-1);
+            extension.MapRoutes(overrides, parts);
+        }
         return app;
     }
-
-    private static async Task Errors(HttpContext ctx, Func<Task> next, ServerMetrics metrics, ILogger log)
-    {
-        try
-        {
-            await next();
-        }
-        catch (Exception e) when (!ctx.Response.HasStarted)
-        {
-            if (e is OperationCanceledException && ctx.RequestAborted.IsCancellationRequested) return; // the client left
-            int status;
-            string kind, message, field = "";
-            switch (e)
-            {
-                case QueueFullException full:
-                    status = 429;
-                    kind = "rate_limit_exceeded";
-                    message = full.Message;
-                    ctx.Response.Headers.RetryAfter = Math.Ceiling(full.RetryAfter.TotalSeconds).ToString("0");
-                    metrics.Rejected();
-                    break;
-                case BadRequestException bad:
-                    (status, kind, message, field) = (bad.Status, bad.Status == 404 ? "not_found" : "invalid_request_error", bad.Message, bad.Field);
-                    break;
-                case BadHttpRequestException http:
-                    (status, kind, message) = (http.StatusCode, "invalid_request_error", http.StatusCode == 413 ? "The request body is too large." : http.Message);
-                    break;
-                case AsyncDiffusionException ad:
-                    (status, kind, message) = (400, "invalid_request_error", ad.Message);
-                    break;
-                default:
-                    log.LogError(e, "Unhandled error on {Path}", ctx.Request.Path.Value);
-                    (status, kind, message) = (500, "server_error", "Internal error; the server log has the details.");
-                    break;
-            }
-            if (status >= 400 && status != 429) metrics.Error();
-            ctx.Response.StatusCode = status;
-            string path = ctx.Request.Path.Value ?? "";
-            object body = path.StartsWith("/sdapi", StringComparison.Ordinal)
-                ? new { error = kind, detail = message, body = "", errors = message }
-                : path.StartsWith("/v1", StringComparison.Ordinal)
-                    ? OpenAIEndpoints.Error(message, kind, string.IsNullOrEmpty(field) ? null : field, status == 429 ? "rate_limit_exceeded" : null)
-                    : new { error = kind, detail = message };
-            await ctx.Response.WriteAsJsonAsync(body);
-        }
-    }
-
-    // Bearer for OpenAI/native routes, Basic for A1111 routes; the page and health checks stay open.
-    private static Task Auth(HttpContext ctx, Func<Task> next, ServerOptions options)
-    {
-        if (options.ApiKey is null && options.ApiAuth is null) return next();
-        string path = ctx.Request.Path.Value ?? "";
-        // Image URLs are unguessable and must open without headers (Home Assistant, LibreChat read them directly).
-        if (path is "/" or "/health" or "/ready" or "/api/v1/openapi.json" || path.StartsWith("/v1/images/files/", StringComparison.Ordinal)) return next();
-        string header = ctx.Request.Headers.Authorization.ToString();
-        bool ok = false;
-        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-            ok = options.ApiKey is not null && FixedEquals(header[7..].Trim(), options.ApiKey);
-        else if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
-        {
-            string decoded;
-            try { decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim())); }
-            catch (FormatException) { decoded = ""; }
-            ok = options.ApiAuth is not null ? FixedEquals(decoded, options.ApiAuth)
-                : options.ApiKey is not null && decoded.Split(':', 2) is [_, var pass] && FixedEquals(pass, options.ApiKey);
-        }
-        else if (ctx.Request.Method == "GET" && ctx.Request.Query["access_token"].ToString() is { Length: > 0 } token)
-            ok = options.ApiKey is not null && FixedEquals(token, options.ApiKey); // EventSource cannot send headers
-        if (ok) return next();
-
-        ctx.Response.StatusCode = 401;
-        if (path.StartsWith("/sdapi", StringComparison.Ordinal))
-        {
-            ctx.Response.Headers.WWWAuthenticate = "Basic";
-            return ctx.Response.WriteAsJsonAsync(new { error = "unauthorized", detail = "Incorrect credentials.", body = "", errors = "Incorrect credentials." });
-        }
-        ctx.Response.Headers.WWWAuthenticate = "Bearer";
-        return ctx.Response.WriteAsJsonAsync(OpenAIEndpoints.Error("Missing or invalid API key; send 'Authorization: Bearer <key>'.", "invalid_request_error", null, "invalid_api_key"));
-    }
-
-    private static bool FixedEquals(string a, string b) =>
-        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(a), Encoding.UTF8.GetBytes(b));
 
     private static string Resource(string name)
     {

@@ -25,10 +25,12 @@ public static class SharedData
 
     public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
 
-    /// <summary>The shared case file plus every <c>{prefix}*.json</c> in the extra-cases folder.</summary>
+    /// <summary>Every <c>{prefix}*.json</c> of the shared folder (in name order, so <c>{prefix}.json</c> comes first) plus those in the extra-cases folder.</summary>
     public static IReadOnlyList<string> CaseFiles(string sharedFolder, string prefix)
     {
-        var files = new List<string> { PathOf("data", sharedFolder, prefix + ".json") };
+        string folder = PathOf("data", sharedFolder);
+        var files = Directory.GetFiles(folder, prefix + "*.json").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        if (files.Count == 0) throw new FileNotFoundException($"No {prefix}*.json in '{folder}'.");
         string? extra = Environment.GetEnvironmentVariable(ExtraCasesVariable);
         if (!string.IsNullOrWhiteSpace(extra))
         {

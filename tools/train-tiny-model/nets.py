@@ -1,7 +1,8 @@
 """The denoiser and text encoder, mirroring exactly what the library's ONNX graph builder emits
 (src/AsyncDiffusion/Models/Synthetic/UNetGraph.cs and ClipTextGraph.cs) for a given config:
 same blocks, order, norms, epsilons, activations and parameter names, so exported weights bind
-by name. Linear weights are exported as [in, out], the layout the builder stores them in."""
+by name. The export is a plain state dict: diffusers/transformers names, PyTorch layout (Linear
+weights [out, in]); the library's graph builder transposes what it stores as [in, out]."""
 import math
 
 import torch
@@ -253,14 +254,9 @@ class ClipText(nn.Module):
 
 
 def export_unet(unet):
-    """ONNX-builder names and shapes: Linear weights transposed to [in, out], everything else as is."""
-    out = {}
-    linear = {name for name, m in unet.named_modules() if isinstance(m, nn.Linear)}
-    for name, p in unet.state_dict().items():
-        module = name.rsplit(".", 1)[0]
-        out[name] = p.t().contiguous() if module in linear and name.endswith(".weight") else p
-    # The ModuleList index in ff.net.0.proj / to_out.0 already matches diffusers; the holders add ".conv".
-    return out
+    """The UNet's state dict as it is: its names already are diffusers' (the ModuleList index in
+    ff.net.0.proj / to_out.0 matches; the holders add ".conv")."""
+    return dict(unet.state_dict())
 
 
 def export_text(text):
@@ -277,9 +273,9 @@ def export_text(text):
             out[f"{pre}.{name}.weight"], out[f"{pre}.{name}.bias"] = m.weight.data, m.bias.data
         for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
             m = getattr(layer.self_attn, name)
-            out[f"{pre}.self_attn.{name}.weight"], out[f"{pre}.self_attn.{name}.bias"] = m.weight.data.t().contiguous(), m.bias.data
+            out[f"{pre}.self_attn.{name}.weight"], out[f"{pre}.self_attn.{name}.bias"] = m.weight.data, m.bias.data
         for name, m in [("mlp.fc1", layer.fc1), ("mlp.fc2", layer.fc2)]:
-            out[f"{pre}.{name}.weight"], out[f"{pre}.{name}.bias"] = m.weight.data.t().contiguous(), m.bias.data
+            out[f"{pre}.{name}.weight"], out[f"{pre}.{name}.bias"] = m.weight.data, m.bias.data
     out["text_model.final_layer_norm.weight"] = text.final_layer_norm.weight.data
     out["text_model.final_layer_norm.bias"] = text.final_layer_norm.bias.data
     return out
@@ -287,12 +283,7 @@ def export_text(text):
 
 def import_weights(unet, text, tensors):
     """The inverse of export_unet/export_text: loads an exported file back into the torch modules."""
-    linear = {name for name, m in unet.named_modules() if isinstance(m, nn.Linear)}
-    state = {}
-    for name in unet.state_dict():
-        t = tensors[name]
-        state[name] = t.t() if name.rsplit(".", 1)[0] in linear and name.endswith(".weight") else t
-    unet.load_state_dict(state)
+    unet.load_state_dict({name: tensors[name] for name in unet.state_dict()})
     table = tensors["text_model.embeddings.token_embedding.weight"]
     text.token_rows.data.copy_(table[text.vocab])
     text.position.data.copy_(tensors["text_model.embeddings.position_embedding.weight"])
@@ -302,7 +293,7 @@ def import_weights(unet, text, tensors):
             m.weight.data.copy_(tensors[f"{pre}.{name}.weight"])
             m.bias.data.copy_(tensors[f"{pre}.{name}.bias"])
         for name, m in [(f"self_attn.{n}", getattr(layer.self_attn, n)) for n in ("q_proj", "k_proj", "v_proj", "out_proj")] + [("mlp.fc1", layer.fc1), ("mlp.fc2", layer.fc2)]:
-            m.weight.data.copy_(tensors[f"{pre}.{name}.weight"].t())
+            m.weight.data.copy_(tensors[f"{pre}.{name}.weight"])
             m.bias.data.copy_(tensors[f"{pre}.{name}.bias"])
     text.final_layer_norm.weight.data.copy_(tensors["text_model.final_layer_norm.weight"])
     text.final_layer_norm.bias.data.copy_(tensors["text_model.final_layer_norm.bias"])

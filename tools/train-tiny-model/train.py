@@ -4,8 +4,9 @@
     nice -n 15 /usr/bin/python3 tools/train-tiny-model/train.py            # reproduces the shipped weights
 
 Steps: render the dataset (seeded), encode it once with TAESD (cached), train the UNet and the
-text encoder jointly with SD's noise schedule, and export the EMA weights as safetensors named
-and shaped for the library's ONNX graph builder. See README.md in this folder.
+text encoder jointly with SD's noise schedule, and export the EMA weights as a safetensors state
+dict (diffusers/transformers names, PyTorch layout) that the library's graph builder binds by
+name. See README.md in this folder.
 """
 import argparse
 import json
@@ -225,7 +226,7 @@ def main():
             log(f"step {step}/{args.steps}  loss {recent:.4f}  {elapsed / 60:.1f} min")
         out_of_time = args.minutes > 0 and elapsed > args.minutes * 60
         if step % args.checkpoint_every == 0 or step == args.steps or out_of_time:
-            meta = {"format": "asyncdiffusion tiny-shapes: ONNX graph builder names; Linear weights [in, out]",
+            meta = {"format": "asyncdiffusion tiny-shapes: diffusers/transformers state dict (names and PyTorch layout)",
                     "steps": step, "seed": args.seed, "images": args.images, "batch": args.batch, "lr": args.lr,
                     "ema": args.ema, "image_size": IMAGE, "unet": json.dumps(UNET), "text": json.dumps(TEXT),
                     "minutes": f"{elapsed / 60:.1f}"}

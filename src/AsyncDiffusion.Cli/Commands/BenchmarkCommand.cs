@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Metrics;
 using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Pipelines;
 using Spectre.Console;
@@ -15,13 +15,16 @@ public static class BenchmarkCommand
 {
     public static Command Create(CliContext cli)
     {
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp };
+        var checkpoint = new CheckpointOptions();
         var synthetic = new Option<string?>("--synthetic") { Description = "Use a synthetic preset instead (tiny or sd15), built into the cache on first use." };
+        var compare = new Option<string?>("--compare") { Description = "A second model folder (e.g. its int8 copy) measured the same way in the same run, with a side-by-side table." };
         var requests = new Option<int>("--requests") { Description = "Measured requests.", DefaultValueFactory = _ => 8 };
         var concurrency = new Option<string>("--concurrency") { Description = "Clients in a closed loop (comma list for --sweep).", DefaultValueFactory = _ => "1" };
         var mode = new Option<string>("--mode") { Description = "sync (one request at a time: the baseline) or async.", DefaultValueFactory = _ => "async" };
-        var streams = new Option<string>("--streams") { Description = "UNet streams (comma list for --sweep).", DefaultValueFactory = _ => "1" };
-        var maxBatch = new Option<string>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep).", DefaultValueFactory = _ => "1" };
+        var streams = new Option<string?>("--streams") { Description = "UNet streams (comma list for --sweep; default: the automatic choice for this machine, 1 in a sweep)." };
+        var maxBatch = new Option<string?>("--max-batch") { Description = "Most images per UNet call (comma list for --sweep; default: the automatic choice, 1 in a sweep)." };
+        var overlap = new Option<bool>("--overlap-compute") { Description = "Let the stages' ONNX Runtime calls overlap freely (no turns, no spinning) instead of one heavy call per stream." };
         var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT (default: the model's native size)." };
         var steps = new Option<int>("--steps") { Description = "Denoising steps per image.", DefaultValueFactory = _ => 20 };
         var scheduler = new Option<string>("--scheduler") { Description = "Scheduler name.", DefaultValueFactory = _ => "Euler a" };
@@ -37,14 +40,19 @@ public static class BenchmarkCommand
         var chart = new Option<string?>("--chart") { Description = "With --sweep: write a PNG chart of throughput against p99 latency here (default sweep.png)." };
         var json = new Option<string?>("--json") { Description = "Write the report(s) as JSON to this file." };
         var markdown = new Option<string?>("--markdown") { Description = "Write the report(s) as Markdown to this file." };
+        var url = new Option<string?>("--url") { Description = "Drive running servers instead (comma list, e.g. http://node1:7860,http://node2:7860): requests go round-robin over the native jobs API." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
-            model, synthetic, requests, concurrency, mode, streams, maxBatch, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown,
+            model, synthetic, compare, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
-            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli);
+            if (parse.GetValue(url) is { } urlList) return RunOverHttp(cli, urlList, parse.GetValue(size), parse.GetValue(steps), parse.GetValue(scheduler)!, parse.GetValue(cfg),
+                Positive(parse.GetValue(requests), "--requests"), IntList(parse.GetValue(concurrency)!, "--concurrency")[0], Math.Max(0, parse.GetValue(warmup)), parse.GetValue(json));
+            var import = checkpoint.Import(parse, parse.GetValue(model));
+            string folder = ResolveModel(parse.GetValue(model), parse.GetValue(synthetic), cli, import);
             var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
             var request = new GenerationRequest
             {
@@ -75,14 +83,15 @@ public static class BenchmarkCommand
             };
             int totalThreads = parse.GetValue(threads);
             var configs = new List<(EngineOptions Engine, int Concurrency)>();
-            var streamList = IntList(parse.GetValue(streams)!, "--streams");
-            var batchList = IntList(parse.GetValue(maxBatch)!, "--max-batch");
+            bool exclusive = !parse.GetValue(overlap);
+            var streamList = IntList(parse.GetValue(streams) ?? "1", "--streams");
+            var batchList = IntList(parse.GetValue(maxBatch) ?? "1", "--max-batch");
             var concurrencyList = IntList(parse.GetValue(concurrency)!, "--concurrency");
             if (parse.GetValue(sweep))
             {
                 configs.Add((new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads }, 1));
                 foreach (int s in streamList) foreach (int b in batchList) foreach (int c in concurrencyList)
-                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c) }, c));
+                    configs.Add((new EngineOptions { Mode = EngineMode.Async, Streams = s, MaxBatch = b, Threads = totalThreads, MaxJobs = Math.Max(32, 2 * c), ExclusiveCompute = exclusive }, c));
             }
             else if (parse.GetValue(hint) is { } h2 || parse.GetValue(config) is not null)
             {
@@ -93,16 +102,27 @@ public static class BenchmarkCommand
                 int c = latency ? 1 : tuned?.Concurrency ?? options.Streams * options.MaxBatch;
                 configs.Add((options with { Threads = totalThreads }, c));
             }
-            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]) }, concurrencyList[0]));
-
-            var reports = new List<BenchmarkReport>();
-            foreach (var (engine, c) in configs)
+            else if (engineMode == EngineMode.Async && parse.GetValue(streams) is null && parse.GetValue(maxBatch) is null)
             {
-                var report = BenchmarkRunner.Run(baseSettings with { Engine = engine, Concurrency = c, Probe = baseSettings.Probe && reports.Count == 0 },
-                    message => cli.Error.WriteLine(message));
-                if (report.Probe is null && reports.Count > 0) report = report with { Probe = reports[0].Probe, Rates = Recompute(report.Rates, reports[0].Probe) };
-                reports.Add(report);
-                WriteReport(cli.Console, report);
+                // What serve would pick here.
+                var auto = EngineOptions.Automatic(totalThreads > 0 ? totalThreads : Environment.ProcessorCount, TunedConfig.Find(null));
+                cli.Error.WriteLine($"Engine: {auto.Rationale}.");
+                configs.Add((auto with { MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
+            }
+            else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
+
+            string? compareFolder = parse.GetValue(compare);
+            if (compareFolder is not null && !Directory.Exists(compareFolder))
+                throw new AsyncDiffusionException($"--compare '{compareFolder}' is not a folder; expected a second diffusers-ONNX model folder.");
+            var reports = RunAll(cli, baseSettings, configs, null);
+            if (compareFolder is not null)
+            {
+                var compared = RunAll(cli, baseSettings with { ModelFolder = compareFolder }, configs, reports[0].Probe);
+                WriteComparison(cli.Console, reports, compared);
+                if (parse.GetValue(json) is { } compareJson)
+                    File.WriteAllText(compareJson, JsonSerializer.Serialize(new { model = reports, compare = compared }, new JsonSerializerOptions { WriteIndented = true }));
+                if (parse.GetValue(markdown) is { } compareMd) File.WriteAllText(compareMd, Markdown([.. reports, .. compared]));
+                return 0;
             }
             if (reports.Count > 1)
             {
@@ -118,6 +138,70 @@ public static class BenchmarkCommand
         }));
         return command;
     }
+
+    private static int RunOverHttp(CliContext cli, string urlList, string? size, int steps, string scheduler, double cfg, int requests, int concurrency, int warmup, string? json)
+    {
+        var urls = urlList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => u.TrimEnd('/')).ToArray();
+        foreach (var u in urls)
+            if (!Uri.TryCreate(u, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+                throw new AsyncDiffusionException($"--url '{u}' is not an http(s) URL; expected e.g. http://127.0.0.1:7860,http://10.0.0.2:7860.");
+        if (urls.Length == 0) throw new AsyncDiffusionException("--url is empty; expected one or more comma-separated server URLs.");
+        var (w, h) = GenerateCommand.ParseSize(size, null, null);
+        var body = new Dictionary<string, object?> { ["prompt"] = "a photo of an astronaut riding a horse on mars", ["steps"] = steps, ["scheduler"] = scheduler, ["guidance_scale"] = cfg, ["seed"] = 1 };
+        if (w is int width && h is int height) (body["width"], body["height"]) = (width, height);
+        HttpBenchmarkReport report;
+        try
+        {
+            report = HttpBenchmark.Run(urls, body, requests, concurrency, warmup, steps, w is null ? "native" : $"{w}x{h}", m => cli.Error.WriteLine(m));
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AsyncDiffusionException($"a server in --url could not be reached: {e.Message}");
+        }
+        HttpBenchmark.Write(cli.Console, report);
+        if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
+    }
+
+
+    private static List<BenchmarkReport> RunAll(CliContext cli, BenchmarkSettings settings, List<(EngineOptions Engine, int Concurrency)> configs, ProbeResult? probe)
+    {
+        var reports = new List<BenchmarkReport>();
+        foreach (var (engine, c) in configs)
+        {
+            var report = BenchmarkRunner.Run(settings with { Engine = engine with { OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Concurrency = c, Probe = settings.Probe && probe is null && reports.Count == 0 },
+                message => cli.Error.WriteLine(message));
+            var known = probe ?? (reports.Count > 0 ? reports[0].Probe : null);
+            if (report.Probe is null && known is not null) report = report with { Probe = known, Rates = Recompute(report.Rates, known) };
+            reports.Add(report);
+            WriteReport(cli.Console, report);
+        }
+        return reports;
+    }
+
+    /// <summary>
+    /// The same configurations on two models (e.g. fp32 and int8): per step, per image, throughput
+    /// and peak memory side by side, with a ratio row (how many times faster the second model is; its peak memory as a fraction of the first's).
+    /// </summary>
+    private static void WriteComparison(IAnsiConsole console, List<BenchmarkReport> a, List<BenchmarkReport> b)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title("[bold]comparison[/]").AddColumn("config").AddColumn("model")
+            .AddColumn(new TableColumn("UNet ms/step").RightAligned()).AddColumn(new TableColumn("UNet s/image").RightAligned())
+            .AddColumn(new TableColumn("s/image (p50)").RightAligned()).AddColumn(new TableColumn("images/min").RightAligned())
+            .AddColumn(new TableColumn("peak RSS MiB").RightAligned());
+        for (int i = 0; i < a.Count; i++)
+        {
+            foreach (var r in new[] { a[i], b[i] })
+                t.AddRow(Label(r), Markup.Escape(Path.GetFileName(r.Model.TrimEnd(Path.DirectorySeparatorChar))), $"{r.Stages.UNetStepMs:F0}", $"{r.Stages.UNetPerImageMs / 1000:F2}",
+                    $"{r.Latency.P50 / 1000:F2}", $"{r.ImagesPerMinute:F2}", $"{r.PeakRssBytes / 1048576.0:F0}");
+            t.AddRow("", "[bold]ratio[/]", $"{Ratio(a[i].Stages.UNetStepMs, b[i].Stages.UNetStepMs)} faster",
+                $"{Ratio(a[i].Stages.UNetPerImageMs, b[i].Stages.UNetPerImageMs)} faster", $"{Ratio(a[i].Latency.P50, b[i].Latency.P50)} faster",
+                $"{Ratio(b[i].ImagesPerMinute, a[i].ImagesPerMinute)}", $"{(double)b[i].PeakRssBytes / Math.Max(1, a[i].PeakRssBytes):F2}×");
+        }
+        console.Write(t);
+    }
+
+    private static string Ratio(double numerator, double denominator) => denominator > 0 ? $"{numerator / denominator:F2}×" : "–";
 
     public static Command CreateProbe(CliContext cli)
     {
@@ -149,9 +233,12 @@ public static class BenchmarkCommand
         var other => throw new AsyncDiffusionException($"--decoder '{other}' is not known; expected vae or taesd."),
     };
 
-    internal static string ResolveModel(string? model, string? synthetic, CliContext cli)
+    /// <summary>--model (an ONNX folder, or a checkpoint converted through the cache) or a synthetic preset.</summary>
+    internal static string ResolveModel(string? model, string? synthetic, CliContext cli, Models.Checkpoints.CheckpointImport? import = null)
     {
         if (model is not null && synthetic is not null) throw new AsyncDiffusionException("Give either --model or --synthetic, not both.");
+        if (model is not null && Models.Checkpoints.CheckpointImport.IsCheckpoint(model))
+            return CheckpointOptions.ResolveImport(import ?? new Models.Checkpoints.CheckpointImport { Source = model }, cli, showProgress: true)!.Folder;
         if (model is not null) return model;
         var preset = SyntheticPreset.Parse(synthetic ?? "tiny");
         string folder = Path.Combine(Path.GetDirectoryName(BuiltInModel.Folder)!, $"{preset.Name}-synthetic-v1");

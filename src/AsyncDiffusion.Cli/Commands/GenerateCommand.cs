@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using AsyncDiffusion.Benchmarking;
+using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Onnx;
@@ -10,14 +12,15 @@ using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, or img2img with --init-image.</summary>
+/// <summary><c>asyncdiffusion generate PROMPT [options]</c>: txt2img, img2img with --init-image, inpainting with --init-image and --mask.</summary>
 public static class GenerateCommand
 {
     public static Command Create(CliContext cli)
     {
         var prompt = new Argument<string>("prompt") { Description = "What to draw." };
         var negative = new Option<string>("--negative") { Description = "Negative prompt (what to steer away from).", DefaultValueFactory = _ => "" };
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder. Default: the built-in tiny-shapes model (64x64 coloured shapes, e.g. \"a red circle on a blue background\")." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp + " Default: the built-in tiny-shapes model (64x64 coloured shapes, e.g. \"a red circle on a blue background\")." };
+        var checkpoint = new CheckpointOptions();
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
         var cfg = new Option<double?>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want). Default: the model's own if its folder names one (2.5 for the built-in model), else 7.5." };
         var width = new Option<int?>("--width") { Description = "Image width (multiple of 8; the model may need 64). Default: the model's native size." };
@@ -28,6 +31,12 @@ public static class GenerateCommand
         var count = new Option<int>("--n") { Description = "Number of images.", DefaultValueFactory = _ => 1 };
         var init = new Option<string?>("--init-image") { Description = "img2img: the starting image (PNG, JPEG, WebP, BMP)." };
         var strength = new Option<double>("--strength") { Description = "img2img: how much to change the image, in (0, 1].", DefaultValueFactory = _ => 0.75 };
+        var mask = new Option<string?>("--mask") { Description = "Inpainting (with --init-image): a mask image; white (or opaque, if it has transparency) marks what to repaint." };
+        var maskBlur = new Option<int>("--mask-blur") { Description = "Inpainting: Gaussian blur of the mask in pixels (0 to 64).", DefaultValueFactory = _ => 4 };
+        var invertMask = new Option<bool>("--invert-mask") { Description = "Inpainting: repaint what is not masked." };
+        var fullRes = new Option<bool>("--inpaint-full-res") { Description = "Inpainting: generate only the masked region (plus --padding) at the full size, then paste it back." };
+        var padding = new Option<int>("--padding") { Description = "Inpainting with --inpaint-full-res: pixels around the masked region (0 to 256).", DefaultValueFactory = _ => 32 };
+        var maskedContent = new Option<string>("--masked-content") { Description = "Inpainting: what the masked area starts from: original, fill, latent-noise or latent-nothing.", DefaultValueFactory = _ => "original" };
         var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae (the built-in model's VAE is TAESD)." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -35,17 +44,22 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
         var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
+        var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, decoder, rng, threads, optimize, output, format, json,
+            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, mask, maskBlur, invertMask, fullRes, padding, maskedContent,
+            decoder, rng, threads, optimize, output, format, json, profile,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
             var (w, h) = ParseSize(parse.GetValue(size), parse.GetValue(width), parse.GetValue(height));
             var imageFormat = ImageCodec.ParseFormat(parse.GetValue(format)!);
             string? initPath = parse.GetValue(init);
             var initImage = initPath is null ? null : ImageCodec.Decode(initPath);
+            var inpainting = ReadInpainting(parse.GetValue(mask), parse.GetValue(maskBlur), parse.GetValue(invertMask), parse.GetValue(fullRes), parse.GetValue(padding),
+                parse.GetValue(maskedContent)!);
             bool builtIn = parse.GetValue(model) is null;
             var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? "vae");
             var request = new GenerationRequest
@@ -61,45 +75,70 @@ public static class GenerateCommand
                 Scheduler = parse.GetValue(scheduler),
                 InitImage = initImage,
                 Strength = parse.GetValue(strength),
+                Inpainting = inpainting,
                 Decoder = decoderKind,
                 Rng = NoiseGenerators.Parse(parse.GetValue(rng)!),
             };
             bool asJson = parse.GetValue(json);
 
+            var import = checkpoint.Import(parse, parse.GetValue(model));
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
-            string folder = builtIn ? BuiltInModel.Ensure() : parse.GetValue(model)!;
-            var settings = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!) };
+            string folder = builtIn ? BuiltInModel.Ensure() : CheckpointOptions.ResolveImport(import, cli, showProgress: !asJson)?.Folder ?? parse.GetValue(model)!;
+            var settings = new SessionSettings
+            {
+                IntraOpThreads = parse.GetValue(threads),
+                Optimization = SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = OptimizedModelCache.DefaultFolder,
+                ProfilePrefix = ProfileReport.Prefix(parse.GetValue(profile)),
+            };
+            var timeline = parse.GetValue(profile) is null ? null : new MemoryTimeline();
+            timeline?.Mark("start");
             using var loaded = ModelFolder.Open(folder, settings);
+            timeline?.Mark("model loaded");
             if (parse.GetValue(cfg) is null && loaded.RecommendedGuidanceScale is double recommended) request = request with { GuidanceScale = recommended };
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
-            GenerationPlan.Create(request, loaded); // reject bad input before any work or output
+            var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
-            Console.CancelKeyPress += onCancel;
-            try
+            return cli.Cancellable(cancellation =>
             {
-                var result = asJson ? pipeline.Generate(request, null, cancel.Token) : RunWithProgress(cli, pipeline, request, cancel.Token);
+                var result = asJson ? pipeline.Run(plan, null, cancellation, timeline) : RunWithProgress(cli, pipeline, plan, cancellation, timeline);
                 var files = Save(result, parse.GetValue(output)!, imageFormat);
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
+                if (parse.GetValue(profile) is { } profileFolder)
+                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Summarize(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
                 return 0;
-            }
-            catch (OperationCanceledException)
-            {
-                cli.Error.WriteLine("Cancelled; nothing was written.");
-                return 130;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            });
         }));
         return command;
     }
 
     /// <summary>Guidance when neither --cfg nor the model's folder gives one (diffusers' default).</summary>
     public const double DefaultGuidanceScale = 7.5;
+
+    private static InpaintingOptions? ReadInpainting(string? path, int blur, bool invert, bool onlyMasked, int padding, string content)
+    {
+        if (path is null) return null;
+        RgbaImage image;
+        try
+        {
+            image = ImageCodec.DecodeRgba(path);
+        }
+        catch (AsyncDiffusionException e)
+        {
+            throw new AsyncDiffusionException($"--mask: {e.Message}");
+        }
+        return new InpaintingOptions(InpaintMasks.FromImage(image))
+        {
+            BlurX = blur,
+            BlurY = blur,
+            Invert = invert,
+            OnlyMasked = onlyMasked,
+            Padding = padding,
+            Fill = InpaintingOptions.ParseMaskedContent(content)
+                ?? throw new AsyncDiffusionException($"--masked-content '{content}' is not one of: original, fill, latent-noise, latent-nothing."),
+        };
+    }
 
     internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)
     {
@@ -111,7 +150,7 @@ public static class GenerateCommand
         return (w, h);
     }
 
-    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationRequest request, CancellationToken cancellation)
+    private static GenerationResult RunWithProgress(CliContext cli, StableDiffusionPipeline pipeline, GenerationPlan plan, CancellationToken cancellation, MemoryTimeline? timeline)
     {
         GenerationResult? result = null;
         cli.Console.Progress()
@@ -120,7 +159,7 @@ public static class GenerateCommand
             {
                 var tasks = new Dictionary<int, ProgressTask>();
                 var started = new Dictionary<int, DateTime>();
-                result = pipeline.Generate(request, step =>
+                result = pipeline.Run(plan, step =>
                 {
                     if (!tasks.TryGetValue(step.ImageIndex, out var task))
                     {
@@ -131,7 +170,7 @@ public static class GenerateCommand
                     double rate = seconds > 0 ? step.Step / seconds : 0;
                     task.Description = $"image {step.ImageIndex + 1}/{step.ImageCount} · step {step.Step}/{step.Steps} · {rate:F2} it/s";
                     task.Value = step.Step;
-                }, cancellation);
+                }, cancellation, timeline);
             });
         return result!;
     }

@@ -1,24 +1,26 @@
 using System.CommandLine;
 using System.Text.Json;
-using AsyncDiffusion.Evaluation;
+using AsyncDiffusion.Compression;
 using AsyncDiffusion.Models;
+using AsyncDiffusion.Models.Checkpoints;
+using AsyncDiffusion.Onnx.Graphs.Quantization;
 using AsyncDiffusion.Models.Synthetic;
-using AsyncDiffusion.Onnx;
-using AsyncDiffusion.Pipelines;
 using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion models create-synthetic | inspect</c>.</summary>
+/// <summary><c>asyncdiffusion models create-synthetic | create-builtin | convert | inspect | quantize | evaluate</c>.</summary>
 public static class ModelsCommand
 {
     public static Command Create(CliContext cli)
     {
-        var command = new Command("models", "Create synthetic model folders, inspect model folders, and evaluate prompt adherence.");
+        var command = new Command("models", "Create synthetic model folders and the built-in model, convert checkpoints, inspect models, quantize them to int8, and evaluate prompt adherence.");
         command.Subcommands.Add(CreateSynthetic(cli));
         command.Subcommands.Add(CreateBuiltIn(cli));
+        command.Subcommands.Add(Convert(cli));
         command.Subcommands.Add(Inspect(cli));
-        command.Subcommands.Add(Evaluate(cli));
+        command.Subcommands.Add(QuantizeCommand.Create(cli));
+        command.Subcommands.Add(EvaluateCommand.Create(cli));
         return command;
     }
 
@@ -38,12 +40,7 @@ public static class ModelsCommand
         {
             var p = SyntheticPreset.Parse(parse.GetValue(preset)!);
             var v = ContractVintage.Parse(parse.GetValue(vintage)!);
-            bool half = parse.GetValue(precision)!.ToLowerInvariant() switch
-            {
-                "fp32" or "float32" => false,
-                "fp16" or "float16" => true,
-                var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
-            };
+            bool half = ParseHalf(parse.GetValue(precision)!);
             var summary = cli.Console.Status().Start($"Writing {p.Name} ({p.Description})…",
                 _ => SyntheticModelWriter.Write(parse.GetValue(output)!, p, v, half, parse.GetValue(seed)));
             var table = new Table().Border(TableBorder.Rounded).AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned());
@@ -78,17 +75,54 @@ public static class ModelsCommand
         return command;
     }
 
+    private static Command Convert(CliContext cli)
+    {
+        var source = new Argument<string>("source") { Description = "A .safetensors checkpoint (SD 1.x/2.x single file) or a diffusers folder of safetensors." };
+        var output = new Option<string?>("--out") { Description = "Folder to write (new or empty). Default: the cache, where --model FILE finds it." };
+        var precision = new Option<string>("--precision") { Description = "fp32 (what CPUs run fastest) or fp16.", DefaultValueFactory = _ => "fp32" };
+        var checkpoint = new CheckpointOptions();
+        var command = new Command("convert",
+            "Convert a checkpoint into a diffusers-ONNX folder: detect SD 1.x / 2.x / inpainting, decide prediction type and scheduler, merge LoRAs.")
+        {
+            source, output, precision,
+        };
+        checkpoint.AddTo(command);
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            string path = parse.GetValue(source)!;
+            if (!File.Exists(path) && !Directory.Exists(path)) throw new AsyncDiffusionException($"'{path}' does not exist; expected a .safetensors checkpoint or a diffusers folder.");
+            if (!CheckpointImport.IsCheckpoint(path))
+                throw new AsyncDiffusionException($"'{path}' is not a checkpoint to convert; expected a .safetensors file or a diffusers folder with unet/*.safetensors (an ONNX folder is used as it is).");
+            var import = checkpoint.Import(parse, path)! with { Half = ParseHalf(parse.GetValue(precision)!) };
+            var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true, target: parse.GetValue(output))!;
+            long bytes = Directory.EnumerateFiles(converted.Folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+            cli.Console.MarkupLine($"{(converted.FromCache ? "Already converted" : "Wrote")} [bold]{Markup.Escape(converted.Folder)}[/]: {bytes / 1048576.0:F1} MiB, " +
+                $"{Markup.Escape(converted.Kind.Description)}, {CheckpointConverter.PredictionName(converted.Prediction)}, sha256 {converted.Sha256[..12]}…");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static bool ParseHalf(string precision) => precision.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => false,
+        "fp16" or "float16" => true,
+        var other => throw new AsyncDiffusionException($"--precision '{other}' is not supported; expected fp32 or fp16."),
+    };
+
     private static Command Inspect(CliContext cli)
     {
-        var folder = new Argument<string>("folder") { Description = "A diffusers-ONNX model folder." };
+        var folder = new Argument<string>("model") { Description = CheckpointOptions.ModelHelp };
         var json = new Option<bool>("--json") { Description = "Print the contract as JSON." };
-        var command = new Command("inspect", "Open a model folder and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts.")
+        var checkpoint = new CheckpointOptions();
+        var command = new Command("inspect", "Open a model and print the contract found: inputs, dtypes, export vintage, scaling factor, parameter counts, quantization.")
         {
             folder, json,
         };
+        checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
-            using var model = ModelFolder.Open(parse.GetValue(folder)!);
+            using var model = ModelFolder.Open(checkpoint.Resolve(parse, parse.GetValue(folder)!, cli, showProgress: !parse.GetValue(json)));
             var report = Describe(model);
             if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
             else
@@ -102,103 +136,15 @@ public static class ModelsCommand
         return command;
     }
 
-    private static Command Evaluate(CliContext cli)
-    {
-        var model = new Option<string?>("--model") { Description = "A model that knows the shapes world. Default: the built-in tiny-shapes model." };
-        var prompts = new Option<int>("--prompts") { Description = "Held-out prompts to run (of 40).", DefaultValueFactory = _ => 24 };
-        var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt (1, 2, …).", DefaultValueFactory = _ => 2 };
-        var cfg = new Option<double?>("--cfg") { Description = "Classifier-free guidance scale (≤ 1: off). Default: the model's own (2.5 for the built-in model), else 7.5." };
-        var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
-        var scheduler = new Option<string?>("--scheduler") { Description = "Scheduler. Default: the model's." };
-        var grid = new Option<string?>("--grid") { Description = "Also write a PNG of the first 16 images (first seed of each prompt) with prompts and verdicts." };
-        var json = new Option<bool>("--json") { Description = "Print scores and every verdict as JSON." };
-        var command = new Command("evaluate",
-            "Prompt adherence on the shapes world: generate held-out prompts (colour × shape × background combinations never seen in training) " +
-            "with fixed seeds and judge each image's background colour, object colour, shape and position.")
-        {
-            model, prompts, seeds, cfg, steps, scheduler, grid, json,
-        };
-        command.SetAction(parse => cli.Guard(() =>
-        {
-            var options = new AdherenceOptions
-            {
-                Prompts = parse.GetValue(prompts),
-                Seeds = parse.GetValue(seeds),
-                GuidanceScale = parse.GetValue(cfg),
-                Steps = parse.GetValue(steps),
-                Scheduler = parse.GetValue(scheduler),
-            };
-            if (options.Prompts is < 1 or > 40) throw new AsyncDiffusionException($"--prompts is {options.Prompts}; expected 1 to 40 (the held-out combinations).");
-            if (options.Seeds < 1) throw new AsyncDiffusionException($"--seeds is {options.Seeds}; expected at least 1.");
-            string? gridPath = parse.GetValue(grid);
-            string folder = parse.GetValue(model) ?? BuiltInModel.Ensure();
-            using var loaded = ModelFolder.Open(folder);
-            using var pipeline = new StableDiffusionPipeline(loaded);
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var report = PromptAdherence.Evaluate(pipeline, options);
-            if (gridPath is not null)
-                EvaluationGrid.Save(report.Samples.Where(s => s.Seed == options.FirstSeed).ToList(), gridPath);
-            if (parse.GetValue(json)) WriteEvaluationJson(cli.Output, loaded, report);
-            else WriteEvaluation(cli.Console, loaded, report, clock.Elapsed);
-            return 0;
-        }));
-        return command;
-    }
-
-    private static void WriteEvaluation(IAnsiConsole console, ModelFolder model, AdherenceReport r, TimeSpan elapsed)
-    {
-        var o = r.Options;
-        console.MarkupLine($"[bold]{Markup.Escape(model.Name)}[/]: {o.Prompts} held-out prompts × {o.Seeds} seeds, {o.Steps} steps, " +
-            $"{Markup.Escape(r.Scheduler)}, CFG {r.GuidanceScale:0.##} ({elapsed.TotalSeconds:F1} s)");
-        var table = new Table().Border(TableBorder.Rounded).AddColumn("check").AddColumn(new TableColumn("right").RightAligned());
-        table.AddRow("background colour", Percent(r.Background));
-        table.AddRow("object colour", Percent(r.ObjectColour));
-        table.AddRow("shape", Percent(r.Shape));
-        if (r.Position is double position) table.AddRow("position (placed prompts)", Percent(position));
-        console.Write(table);
-        var byShape = new Table().Border(TableBorder.Rounded).AddColumn("requested shape").AddColumn(new TableColumn("judged as").LeftAligned());
-        foreach (var group in r.Samples.GroupBy(s => s.Scene.Main.Shape))
-            byShape.AddRow(group.Key, string.Join(", ", group.GroupBy(s => s.Verdict.Shape ?? "nothing").OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count()}")));
-        console.Write(byShape);
-    }
-
-    private static string Percent(double rate) => $"{rate * 100:F0} %";
-
-    private static void WriteEvaluationJson(TextWriter output, ModelFolder model, AdherenceReport r)
-    {
-        var payload = new
-        {
-            model = model.Path,
-            scheduler = r.Scheduler,
-            steps = r.Options.Steps,
-            cfg = r.GuidanceScale,
-            prompts = r.Options.Prompts,
-            seeds = r.Options.Seeds,
-            scores = new { background = r.Background, object_colour = r.ObjectColour, shape = r.Shape, position = r.Position },
-            samples = r.Samples.Select(s => new
-            {
-                prompt = s.Scene.Caption,
-                seed = s.Seed,
-                background = s.Verdict.Background,
-                object_colour = s.Verdict.ObjectColour,
-                shape = s.Verdict.Shape,
-                background_right = s.Verdict.BackgroundRight,
-                object_colour_right = s.Verdict.ObjectColourRight,
-                shape_right = s.Verdict.ShapeRight,
-                position_right = s.Verdict.PositionRight,
-            }).ToArray(),
-        };
-        output.WriteLine(JsonSerializer.Serialize(payload, new JsonSerializerOptions { WriteIndented = true }));
-    }
-
     private static Dictionary<string, object?> Describe(ModelFolder m)
     {
         string unetFile = Path.Combine(m.Path, "unet", "model.onnx");
-        return new Dictionary<string, object?>
+        var report = new Dictionary<string, object?>
         {
             ["folder"] = m.Path,
             ["pipeline"] = m.PipelineClass,
             ["synthetic"] = m.SyntheticPreset is null ? "no" : $"yes: preset {m.SyntheticPreset}, random weights",
+            ["checkpoint"] = CheckpointConverter.Origin(m.Path) ?? "no",
             ["vintage"] = m.Vintage,
             ["scheduler"] = m.SchedulerConfig.ClassName,
             ["prediction_type"] = m.Prediction.ToString(),
@@ -210,6 +156,7 @@ public static class ModelsCommand
             ["unet.sample"] = m.UNet.SampleType.ToString(),
             ["unet.timestep"] = $"{m.UNet.TimestepType} ({m.UNet.Timestep})",
             ["unet.latent_channels"] = m.LatentChannels,
+            ["unet.input_channels"] = m.UNet.IsInpainting ? $"{m.UNet.InputChannels} (inpainting: latents, mask, masked-image latents)" : m.UNet.InputChannels.ToString(),
             ["unet.cross_attention_dim"] = m.UNet.CrossAttentionDim,
             ["unet.external_data"] = string.Join(", ", OnnxGraphInfo.ExternalDataFiles(unetFile)),
             ["unet.parameters"] = OnnxGraphInfo.ParameterCount(unetFile),
@@ -217,6 +164,16 @@ public static class ModelsCommand
             ["vae.scaling_factor"] = m.ScalingFactor,
             ["vae_decoder.parameters"] = OnnxGraphInfo.ParameterCount(Path.Combine(m.Path, "vae_decoder", "model.onnx")),
             ["vae_encoder"] = m.VaeEncoder is null ? "absent (no img2img)" : m.VaeEncoder.Output.ToString(),
+            ["quantization"] = m.Quantization is null ? "none (float)" : $"int8: {string.Join(", ", m.Quantization.Keys)}",
         };
+        foreach (var component in QuantizeOptions.AllComponents)
+        {
+            string folder = Path.Combine(m.Path, component);
+            if (QuantizationRecord.Load(folder) is not { } record) continue;
+            report[$"{component}.quantization"] = record.Summary();
+            report[$"{component}.int8_weights"] = OnnxGraphInfo.Int8ParameterCount(Path.Combine(folder, "model.onnx"));
+            if (record.Calibration is { } c) report[$"{component}.calibration"] = $"{c.Source}; clipping {c.Clipping}";
+        }
+        return report;
     }
 }

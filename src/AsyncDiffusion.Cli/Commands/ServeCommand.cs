@@ -1,7 +1,8 @@
 using System.CommandLine;
+using AsyncDiffusion.Cluster.Hosting;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Configuration;
 
 namespace AsyncDiffusion.Cli.Commands;
 
@@ -10,7 +11,8 @@ public static class ServeCommand
 {
     public static Command Create(CliContext cli)
     {
-        var models = new Option<string[]>("--model") { Description = "A model folder clients may choose (repeat for several). Default: the built-in tiny-shapes model.", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model") { Description = "A model clients may choose (repeat for several): " + CheckpointOptions.ModelHelp + " Default: the built-in tiny-shapes model.", AllowMultipleArgumentsPerToken = true };
+        var loraDir = new Option<string?>("--lora-dir") { Description = "LoRA .safetensors files prompts may use as <lora:name:weight> (merged into checkpoint models; listed at /sdapi/v1/loras)." };
         var modelsDir = new Option<string?>("--models-dir") { Description = "Serve every model folder inside this folder." };
         var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' (OpenAI and native routes; Basic with password KEY on A1111 routes)." };
@@ -21,13 +23,30 @@ public static class ServeCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Most steps per request.", DefaultValueFactory = _ => 100 };
         var maxImages = new Option<int>("--max-images") { Description = "Most images per request.", DefaultValueFactory = _ => 8 };
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
+        var cluster = new Option<string?>("--cluster") { Description = "Join a cluster: redis://HOST:PORT (membership and jobs in Redis) or localhost (one-machine development cluster)." };
+        var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster (distinct per node; default: host name and HTTP port)." };
+        var siloPort = new Option<int>("--silo-port") { Description = "Port for node-to-node traffic.", DefaultValueFactory = _ => ClusterConnection.PrimarySiloPort };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Orleans gateway port.", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize,
+            models, modelsDir, loraDir, urls, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
-            var folders = (parse.GetValue(models) ?? []).ToList();
+            var folders = new List<string>();
+            var checkpoints = new Dictionary<string, ServedCheckpoint>();
+            foreach (var model in parse.GetValue(models) ?? [])
+            {
+                CheckpointOptions.RejectOtherFiles(model);
+                if (!Models.Checkpoints.CheckpointImport.IsCheckpoint(model)) { folders.Add(model); continue; }
+                var import = new Models.Checkpoints.CheckpointImport { Source = model };
+                var converted = CheckpointOptions.ResolveImport(import, cli, showProgress: true)!;
+                folders.Add(converted.Folder);
+                checkpoints[Path.GetFullPath(converted.Folder)] = new ServedCheckpoint(converted.Name, converted.Sha256, import);
+            }
+            string? lorasFolder = parse.GetValue(loraDir);
+            if (lorasFolder is not null && !Directory.Exists(lorasFolder)) throw new AsyncDiffusionException($"--lora-dir '{lorasFolder}' is not a folder.");
             if (parse.GetValue(modelsDir) is { } dir)
             {
                 if (!Directory.Exists(dir)) throw new AsyncDiffusionException($"--models-dir '{dir}' is not a folder.");
@@ -36,14 +55,18 @@ public static class ServeCommand
             string? apiAuthValue = parse.GetValue(apiAuth);
             if (apiAuthValue is not null && !apiAuthValue.Contains(':')) throw new AsyncDiffusionException("--api-auth must be user:pass.");
             var tuned = TunedConfig.Find(parse.GetValue(config));
-            var engine = (tuned?.ToOptions() ?? new EngineOptions()) with
+            var engine = EngineOptions.Automatic(Environment.ProcessorCount, tuned) with
             {
                 MaxJobs = Math.Max(1, parse.GetValue(maxQueue)),
+                Threads = parse.GetValue(threads) is > 0 and var n ? n : tuned?.ToOptions().Threads ?? 0,
                 Optimization = Onnx.SessionSettings.ParseOptimization(parse.GetValue(optimize)!),
+                OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder,
             };
             var options = new ServerOptions
             {
                 Models = folders,
+                Checkpoints = checkpoints,
+                LoraDir = lorasFolder,
                 BuiltInModel = folders.Count == 0 ? BuiltInModel.Ensure() : null,
                 DefaultGuidanceScale = folders.Count == 0 ? Models.Synthetic.TinyShapesModel.GuidanceScale : null,
                 Urls = parse.GetValue(urls)!,
@@ -53,6 +76,11 @@ public static class ServeCommand
                 Limits = new Pipelines.GenerationLimits { MaxWidth = parse.GetValue(maxSize), MaxHeight = parse.GetValue(maxSize), MaxSteps = parse.GetValue(maxSteps), MaxCount = parse.GetValue(maxImages) },
             };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
+            if (parse.GetValue(cluster) is { } connection)
+            {
+                string name = parse.GetValue(nodeName) ?? $"{System.Net.Dns.GetHostName()}-{new Uri(options.Urls.Split(';')[0]).Port}";
+                return ClusterNode.Run(options, new ClusterSettings(connection, name, parse.GetValue(siloPort), parse.GetValue(gatewayPort)), cli.Error);
+            }
             var app = ServerApp.Build(options);
             app.Run();
             return 0;

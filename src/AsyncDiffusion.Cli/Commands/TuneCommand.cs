@@ -1,6 +1,6 @@
 using System.CommandLine;
+using AsyncDiffusion.Benchmarking;
 using AsyncDiffusion.Engine;
-using AsyncDiffusion.Metrics;
 using AsyncDiffusion.Pipelines;
 using Spectre.Console;
 
@@ -12,7 +12,7 @@ public static class TuneCommand
     public static Command Create(CliContext cli)
     {
         var cap = new Option<double>("--latency-cap-ms") { Description = "Highest acceptable p99 latency per request, in ms.", Required = true };
-        var model = new Option<string?>("--model") { Description = "A diffusers-ONNX model folder." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp };
         var synthetic = new Option<string?>("--synthetic") { Description = "A synthetic preset instead (tiny or sd15)." };
         var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT." };
         var steps = new Option<int>("--steps") { Description = "Steps per image.", DefaultValueFactory = _ => 20 };

@@ -2,7 +2,9 @@ using System.Text.Json;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Jobs;
 
@@ -16,7 +18,8 @@ public static class JobsEndpoints
         {
             var b = await Lenient.ReadObjectAsync(ctx.Request);
             var request = ToRequest(b, options);
-            var job = catalog.Engine.Submit(request);
+            var (engine, prepared) = catalog.Prepare(request);
+            var job = engine.Submit(prepared);
             return Results.Json(Describe(job, ctx), statusCode: 202);
         }));
         api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? Results.Json(Describe(job, ctx)) : NotFound(id));
@@ -89,7 +92,8 @@ public static class JobsEndpoints
         };
     }
 
-    private static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
+    /// <summary>A native jobs request body as a generation request (the cluster node maps the same bodies).</summary>
+    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
     {
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",
@@ -106,7 +110,8 @@ public static class JobsEndpoints
             "taesd" => DecoderKind.Taesd,
             var d => throw new BadRequestException("decoder", $"decoder '{d}' is not vae or taesd"),
         },
-        InitImage = b.String("init_image") is { } img ? Images.FromBase64(img, "init_image", options.MaxImagePixels) : null,
+        InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
+        Inpainting = JobsInpainting.Read(b, options),
     };
 }

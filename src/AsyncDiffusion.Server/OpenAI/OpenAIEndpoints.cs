@@ -2,7 +2,10 @@ using System.Text.Json;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Requests;
+using AsyncDiffusion.Server.Storage;
 
 namespace AsyncDiffusion.Server.OpenAI;
 
@@ -11,7 +14,7 @@ public static class OpenAIEndpoints
 {
     private sealed record Ask(GenerationRequest Request, string ResponseFormat, ImageFormat Format, bool Stream, int PartialImages, string EventPrefix);
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store, JobSubmitter submit)
     {
         app.MapPost("/v1/images/generations", (Delegate)(async (HttpContext ctx) =>
         {
@@ -19,7 +22,7 @@ public static class OpenAIEndpoints
             string prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => b.String(k), k => b.Integer(k), prompt, null, options, catalog, 1.0, "image_generation");
             ask = ask with { Stream = b.Bool("stream") ?? false, PartialImages = (int)Math.Clamp(b.Integer("partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store);
+            return await Run(ctx, ask, catalog, store, submit);
         }));
 
         app.MapPost("/v1/images/edits", (Delegate)(async (HttpContext ctx) =>
@@ -31,8 +34,10 @@ public static class OpenAIEndpoints
             string prompt = form["prompt"].ToString();
             if (string.IsNullOrEmpty(prompt)) throw new BadRequestException("prompt", "prompt is required");
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), prompt, init, options, catalog, 0.75, "image_edit");
+            if (form.Files.GetFile("mask") is { } mask)
+                ask = ask with { Request = ask.Request with { Inpainting = await OpenAIMask.ReadAsync(mask, init, options), Strength = 1.0 } };
             ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store);
+            return await Run(ctx, ask, catalog, store, submit);
         }));
 
         app.MapPost("/v1/images/variations", (Delegate)(async (HttpContext ctx) =>
@@ -41,7 +46,7 @@ public static class OpenAIEndpoints
             var file = form.Files.GetFile("image") ?? throw new BadRequestException("image", "image is required (a PNG, JPEG or WebP file)");
             var init = await Upload(file, options);
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), "", init, options, catalog, 0.6, "image_variation");
-            return await Run(ctx, ask, catalog, store);
+            return await Run(ctx, ask, catalog, store, submit);
         }));
 
         app.MapGet("/v1/images/files/{id}", (string id) =>
@@ -81,10 +86,10 @@ public static class OpenAIEndpoints
         return new Ask(request, responseFormat, format, false, 0, eventPrefix);
     }
 
-    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store)
+    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, JobSubmitter submit)
     {
-        var engine = catalog.Engine;
-        var job = engine.Submit(ask.Request);
+        var job = await submit(ask.Request, ctx);
+        var engine = catalog.Engine; // after submitting: a <lora:…> prompt may have switched it
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         if (ask.Stream)
         {
@@ -96,7 +101,7 @@ public static class OpenAIEndpoints
         {
             var bytes = ask.Format == ImageFormat.Png ? result.Files[i] : ImageCodec.Encode(img.Image, ask.Format, img.Infotext);
             if (ask.ResponseFormat == "b64_json") return (object)new { b64_json = Convert.ToBase64String(bytes), revised_prompt = ask.Request.Prompt };
-            string id = store.Add(bytes, Images.ContentType(ask.Format), ImageCodec.Extension(ask.Format));
+            string id = store.Add(bytes, UploadedImages.ContentType(ask.Format), ImageCodec.Extension(ask.Format));
             return new { url = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/images/files/{id}", revised_prompt = ask.Request.Prompt };
         }).ToArray();
         return Results.Json(new
@@ -149,7 +154,7 @@ public static class OpenAIEndpoints
     {
         using var memory = new MemoryStream();
         await file.CopyToAsync(memory);
-        return Images.Decode(memory.ToArray(), "image", options.MaxImagePixels);
+        return UploadedImages.Decode(memory.ToArray(), "image", options.MaxImagePixels);
     }
 
     private static long? ParseLong(IFormCollection form, string key) =>

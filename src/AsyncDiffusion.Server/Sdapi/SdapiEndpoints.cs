@@ -4,7 +4,9 @@ using AsyncDiffusion.Engine;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Schedulers;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Sdapi;
 
@@ -18,13 +20,13 @@ public static class SdapiEndpoints
         public Job? Latest;
     }
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, JobSubmitter submit)
     {
         var state = new State();
         var api = app.MapGroup("/sdapi/v1");
 
-        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: false)));
-        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, img2img: true)));
+        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: false)));
+        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: true)));
 
         api.MapGet("/progress", (HttpContext ctx) =>
         {
@@ -68,13 +70,8 @@ public static class SdapiEndpoints
         {
             title = m.Title, model_name = m.Name, hash = m.Hash[..10], sha256 = m.Hash, filename = m.Name, config = (string?)null,
         }));
-        api.MapGet("/samplers", () => SchedulerRegistry.Entries.Where(e => !e.Name.EndsWith(" Karras", StringComparison.Ordinal))
-            .Select(e => new { name = e.Name, aliases = e.Aliases, options = new { } }));
-        api.MapGet("/schedulers", () => new object[]
-        {
-            new { name = "automatic", label = "Automatic", aliases = (string[]?)null, default_rho = -1, need_inner_model = false },
-            new { name = "karras", label = "Karras", aliases = (string[]?)null, default_rho = 7.0, need_inner_model = false },
-        });
+        api.MapGet("/samplers", SamplerCatalogue.Samplers);
+        api.MapGet("/schedulers", SamplerCatalogue.ScheduleTypes);
         api.MapGet("/options", () => Results.Json(new Dictionary<string, object?>
         {
             ["sd_model_checkpoint"] = catalog.Current.Title,
@@ -93,8 +90,15 @@ public static class SdapiEndpoints
             }
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
-        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "loras", "sd-modules" })
+        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
             api.MapGet("/" + empty, () => Array.Empty<object>());
+        // LoRAs from --lora-dir, for <lora:name:weight> in prompts; the path is the file name only.
+        api.MapGet("/loras", () => catalog.Loras.Loras.Select(l => new { name = l.Name, alias = l.Name, path = l.FileName, metadata = l.Metadata }));
+        api.MapPost("/refresh-loras", () =>
+        {
+            catalog.Loras.Refresh();
+            return Results.Text("null", "application/json");
+        });
         api.MapGet("/embeddings", () => new { loaded = new { }, skipped = new { } });
         api.MapGet("/cmd-flags", () => new { api = true, listen = false });
         api.MapPost("/png-info", (Delegate)(async (HttpContext ctx) =>
@@ -116,13 +120,12 @@ public static class SdapiEndpoints
         skipped = false, interrupted = false, job = "", job_count = 0, job_timestamp = "0", job_no = 0, sampling_step = 0, sampling_steps = 0,
     };
 
-    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, bool img2img)
+    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, JobSubmitter submit, bool img2img)
     {
         var body = await Lenient.ReadObjectAsync(ctx.Request);
         var request = ToRequest(body, catalog, options, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
-        var engine = catalog.Engine;
-        var job = engine.Submit(request);
+        var job = await submit(request, ctx);
         lock (state)
         {
             state.Active.RemoveAll(j => j.Completion.IsCompleted); // bounded even when nobody polls /progress
@@ -179,18 +182,14 @@ public static class SdapiEndpoints
     {
         var node = JsonNode.Parse(body.GetRawText())!.AsObject();
         if (node["init_images"] is not null) node["init_images"] = new JsonArray();
+        if (node["mask"] is not null) node["mask"] = null; // A1111 does not echo the mask either
         return node;
     }
 
     internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
     {
         var limits = options.Limits;
-        string? sampler = b.String("sampler_name") ?? b.String("sampler_index");
-        string? schedule = b.String("scheduler");
-        if (sampler is not null && schedule is not null && schedule.Equals("karras", StringComparison.OrdinalIgnoreCase) && !sampler.EndsWith("Karras", StringComparison.OrdinalIgnoreCase))
-            sampler += " Karras";
-        if (sampler is not null && !SchedulerRegistry.TryResolve(sampler, out _))
-            throw new BadRequestException("sampler_name", $"Sampler not found: '{sampler}'; available: {string.Join(", ", SchedulerRegistry.Names)}");
+        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), catalog.Engine.Model.SchedulerConfig);
 
         int batch = Lenient.ClampInt(b.Integer("batch_size"), "batch_size", 1, limits.MaxCount, 1);
         int iterations = Lenient.ClampInt(b.Integer("n_iter"), "n_iter", 1, limits.MaxCount, 1);
@@ -205,7 +204,7 @@ public static class SdapiEndpoints
                 throw new BadRequestException("init_images", "Init image not found", 404);
             var first = images.Value[0];
             if (first.ValueKind != JsonValueKind.String) throw new BadRequestException("init_images", "init_images must hold base64 strings");
-            init = Images.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
+            init = UploadedImages.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
         }
         string prompt = b.String("prompt") ?? "";
         return new GenerationRequest
@@ -221,6 +220,8 @@ public static class SdapiEndpoints
             Scheduler = sampler,
             InitImage = init,
             Strength = b.Number("denoising_strength") ?? 0.75,
+            Inpainting = img2img ? SdapiInpainting.Read(b, options) : null,
+            InitialNoiseMultiplier = img2img ? SdapiInpainting.NoiseMultiplier(b) : 1.0,
         };
     }
 }

@@ -1,4 +1,5 @@
 using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Engine;
 
@@ -35,8 +36,50 @@ public sealed record EngineOptions
 
     public ImageFormat OutputFormat { get; init; } = ImageFormat.Png;
 
+    /// <summary>
+    /// Heavy ONNX Runtime calls (text encoder, VAE, UNet, decoders) take turns: at most one per
+    /// stream at a time, each with its share of the threads, so they never oversubscribe the
+    /// cores; light work still overlaps. Off: every stage runs its calls whenever it likes.
+    /// </summary>
+    public bool ExclusiveCompute { get; init; } = true;
+
+    /// <summary>Where optimised graphs are kept between starts (see <see cref="Onnx.OptimizedModelCache"/>); null: optimise at every load.</summary>
+    public string? OptimizedModelCache { get; init; }
+
+    /// <summary>Why this configuration was chosen (for logs and /ready); null when given explicitly.</summary>
+    public string? Rationale { get; init; }
+
     /// <summary>ONNX Runtime graph optimisation: all (fastest steps, default) or basic (fastest load).</summary>
     public Microsoft.ML.OnnxRuntime.GraphOptimizationLevel Optimization { get; init; } = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    /// <summary>
+    /// The default for a machine with <paramref name="cores"/> cores: the tuned configuration when
+    /// there is one (measured here), otherwise one stream per 4 cores. ONNX Runtime's SD convolutions
+    /// and MatMuls scale well up to about 4 threads and less well beyond, while one request
+    /// keeps up to 4 cores busy on its own: on small machines one stream with all threads and
+    /// heavy calls taking turns matches sync mode, and batching lets queued requests share steps.
+    /// </summary>
+    public static EngineOptions Automatic(int cores, TunedConfig? tuned = null)
+    {
+        cores = Math.Max(1, cores);
+        if (tuned is not null)
+            return tuned.ToOptions() with
+            {
+                Rationale = $"tuned on this machine: {tuned.Streams} stream(s) × batch {tuned.MaxBatch}, {tuned.ImagesPerMinute:F1} images/min at p99 {tuned.P99Ms / 1000:F1} s ({tuned.Model}, {tuned.Size}, {tuned.Steps} steps)",
+            };
+        int streams = Math.Max(1, cores / 4);
+        return new EngineOptions
+        {
+            Mode = EngineMode.Async,
+            Streams = streams,
+            Threads = cores,
+            MaxBatch = 2,
+            ExclusiveCompute = true,
+            Rationale = streams == 1
+                ? $"{cores} core(s): one request fills them, so one stream with all {cores} threads, spinning on, heavy calls taking turns (as fast as sync) and up to 2 images per UNet call when requests queue"
+                : $"{cores} cores: {streams} streams of {cores / streams} threads (SD operators scale well to about 4 threads), heavy calls limited to one per stream, up to 2 images per UNet call",
+        };
+    }
 
     public static EngineOptions ForHint(string hint, int cores) => hint.Trim().ToLowerInvariant() switch
     {

@@ -3,29 +3,17 @@ using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Engine;
 
-public enum JobState { Queued, Running, Succeeded, Failed, Cancelled }
-
-/// <summary>What happens to a job, in order: queued, started, steps (and previews), images, then one of finished / failed / cancelled.</summary>
-public abstract record JobEvent(string JobId);
-public sealed record JobQueued(string JobId, int Position) : JobEvent(JobId);
-public sealed record JobStarted(string JobId) : JobEvent(JobId);
-public sealed record JobStep(string JobId, int ImageIndex, int Step, int Steps, double Timestep) : JobEvent(JobId);
-public sealed record JobPreview(string JobId, int ImageIndex, int Step, byte[] Png) : JobEvent(JobId);
-public sealed record JobImageReady(string JobId, int ImageIndex, long Seed) : JobEvent(JobId);
-public sealed record JobFinished(string JobId, JobResult Result) : JobEvent(JobId);
-public sealed record JobFailed(string JobId, string Error) : JobEvent(JobId);
-public sealed record JobCancelled(string JobId) : JobEvent(JobId);
-
-/// <summary>A finished job: the images (and their encoded files), timings and the plan that made them.</summary>
-public sealed record JobResult(GenerationResult Generation, IReadOnlyList<byte[]> Files, double QueueWaitMs);
-
 /// <summary>
-/// One submitted request. Its events can be read as a stream; <see cref="Completion"/> gives
-/// the result (or the error); <see cref="Cancel"/> works while it is queued or running.
+/// One submitted request. Any number of watchers can follow its events (<see cref="Watch"/>):
+/// each gets the job's history so far (previews excepted) and then every new event.
+/// <see cref="Completion"/> gives the result (or the error); <see cref="Cancel"/> works while it
+/// is queued or running.
 /// </summary>
 public sealed class Job
 {
-    private readonly Channel<JobEvent> _events = Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleWriter = false });
+    private readonly object _lock = new();
+    private readonly List<JobEvent> _history = new(); // small records; previews are not kept
+    private readonly List<ChannelWriter<JobEvent>> _watchers = new();
     private readonly TaskCompletionSource<JobResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _cancel = new();
     private int _state = (int)JobState.Queued;
@@ -42,32 +30,55 @@ public sealed class Job
     public GenerationPlan Plan { get; }
     public GenerationRequest Request => Plan.Request;
     public DateTime SubmittedAt { get; }
-    public DateTime? StartedAt { get; internal set; }
+    public DateTime? StartedAt { get; private set; }
     public JobState State => (JobState)Volatile.Read(ref _state);
+    public bool IsFinished => State is JobState.Succeeded or JobState.Failed or JobState.Cancelled;
     public Task<JobResult> Completion => _completion.Task;
     public CancellationToken CancellationToken => _cancel.Token;
 
+    /// <summary>The failure of a failed job; for internal failures <see cref="ErrorId"/> ties the client's message to the log.</summary>
+    public Exception? Error { get; private set; }
+    public string? ErrorId { get; private set; }
+
     /// <summary>Steps finished over all images, and the total (for progress bars).</summary>
     public int StepsDone => Volatile.Read(ref _stepsDone);
-    public int StepsTotal { get; internal set; }
+    public int StepsTotal => Plan.Seeds.Length * Plan.StepsPerImage;
 
-    /// <summary>Latest latents of the image being denoised (for previews); null before the first step.</summary>
-    public float[]? LatestLatents { get; internal set; }
-    public int LatestImageIndex { get; internal set; }
+    /// <summary>Latest latents of the image being denoised (for previews) and which step they are; null before the first step.</summary>
+    public float[]? LatestLatents { get; private set; }
+    public int LatestImageIndex { get; private set; }
 
-    public ChannelReader<JobEvent> Events => _events.Reader;
+    /// <summary>A new watcher: the events so far (previews excepted), then every event as it happens, until the job ends.</summary>
+    public ChannelReader<JobEvent> Watch()
+    {
+        var channel = Channel.CreateUnbounded<JobEvent>(new UnboundedChannelOptions { SingleReader = true });
+        lock (_lock)
+        {
+            foreach (var e in _history) channel.Writer.TryWrite(e);
+            if (IsFinished) channel.Writer.TryComplete();
+            else _watchers.Add(channel.Writer);
+        }
+        return channel.Reader;
+    }
 
-    public IAsyncEnumerable<JobEvent> ReadEventsAsync(CancellationToken cancellation = default) => _events.Reader.ReadAllAsync(cancellation);
+    public IAsyncEnumerable<JobEvent> ReadEventsAsync(CancellationToken cancellation = default) => Watch().ReadAllAsync(cancellation);
 
     /// <summary>Cancels the job; returns false when it had already ended.</summary>
     public bool Cancel()
     {
-        if (State is JobState.Succeeded or JobState.Failed or JobState.Cancelled) return false;
+        if (IsFinished) return false;
         _cancel.Cancel();
         return true;
     }
 
-    internal void Emit(JobEvent e) => _events.Writer.TryWrite(e);
+    internal void Emit(JobEvent e)
+    {
+        lock (_lock)
+        {
+            if (e is not JobPreview) _history.Add(e);
+            foreach (var watcher in _watchers) watcher.TryWrite(e);
+        }
+    }
 
     internal void MarkRunning()
     {
@@ -86,14 +97,35 @@ public sealed class Job
         Emit(new JobStep(Id, image, step, steps, timestep));
     }
 
+    /// <summary>Progress of work done elsewhere (no latents here, so no previews): steps done over all images so far.</summary>
+    internal void StepsReported(int image, int stepsDone, int step, int steps, double timestep)
+    {
+        if (stepsDone <= StepsDone) return;
+        Volatile.Write(ref _stepsDone, stepsDone);
+        Emit(new JobStep(Id, image, step, steps, timestep));
+    }
+
     internal bool Succeed(JobResult result) => Finish(JobState.Succeeded, new JobFinished(Id, result), () => _completion.TrySetResult(result));
 
     internal bool Fail(Exception error)
     {
         if (error is OperationCanceledException || _cancel.IsCancellationRequested)
             return Finish(JobState.Cancelled, new JobCancelled(Id), () => _completion.TrySetCanceled());
-        string message = error is AsyncDiffusionException ? error.Message : $"Internal error: {error.Message}";
-        return Finish(JobState.Failed, new JobFailed(Id, message), () => _completion.TrySetException(error));
+        string message;
+        string? id = null;
+        if (error is AsyncDiffusionException and not ModelFolderException) message = error.Message;
+        else
+        {
+            // Not the client's doing and possibly full of machine details: the message carries an id, the log the rest.
+            id = ErrorIds.Of(error);
+            message = $"Internal error {id}; the server log has the details.";
+        }
+        return Finish(JobState.Failed, new JobFailed(Id, message), () =>
+        {
+            Error = error;
+            ErrorId = id;
+            _completion.TrySetException(error);
+        });
     }
 
     private bool Finish(JobState state, JobEvent last, Action complete)
@@ -104,23 +136,22 @@ public sealed class Job
             int seen = Interlocked.CompareExchange(ref _state, (int)state, current);
             if (seen == current)
             {
-                Emit(last);
-                _events.Writer.TryComplete();
+                LatestLatents = null;
                 complete();
+                lock (_lock)
+                {
+                    _history.Add(last);
+                    foreach (var watcher in _watchers)
+                    {
+                        watcher.TryWrite(last);
+                        watcher.TryComplete();
+                    }
+                    _watchers.Clear();
+                }
                 return true;
             }
             current = seen;
         }
         return false;
     }
-
-    internal bool IsFinished => State is JobState.Succeeded or JobState.Failed or JobState.Cancelled;
-}
-
-/// <summary>Submission refused because the engine is at its admission limit; try again after <see cref="RetryAfter"/>.</summary>
-public sealed class QueueFullException(int limit, TimeSpan retryAfter)
-    : AsyncDiffusionException($"The queue is full ({limit} jobs queued or running); retry in about {Math.Ceiling(retryAfter.TotalSeconds)} s.")
-{
-    public int Limit { get; } = limit;
-    public TimeSpan RetryAfter { get; } = retryAfter;
 }

@@ -15,7 +15,10 @@ public static class ImageCodec
     /// <summary>Default decode limit: 40 megapixels.</summary>
     public const long DefaultMaxPixels = 40_000_000;
 
-    public static RgbImage Decode(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
+    public static RgbImage Decode(byte[] bytes, string name, long maxPixels = DefaultMaxPixels) => OnWhite(DecodeRgba(bytes, name, maxPixels));
+
+    /// <summary>Decodes keeping the alpha channel (straight alpha; opaque formats give 255): for masks.</summary>
+    public static RgbaImage DecodeRgba(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
     {
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data)
@@ -28,40 +31,26 @@ public static class ImageCodec
         var result = codec.GetPixels(target, bitmap.GetPixels());
         if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
             throw new AsyncDiffusionException($"'{name}' could not be decoded ({result}); expected a valid PNG, JPEG, WebP, BMP or GIF.");
-        return FromRgba(bitmap.GetPixelSpan(), info.Width, info.Height, bitmap.RowBytes);
+        var image = RgbaImage.Create(info.Width, info.Height);
+        var span = bitmap.GetPixelSpan();
+        for (int y = 0; y < info.Height; y++)
+            span.Slice(y * bitmap.RowBytes, info.Width * 4).CopyTo(image.Pixels.AsSpan(y * info.Width * 4));
+        return image;
     }
 
-    public static RgbImage Decode(string path, long maxPixels = DefaultMaxPixels)
-    {
-        if (!File.Exists(path)) throw new AsyncDiffusionException($"Image '{path}' not found.");
-        return Decode(File.ReadAllBytes(path), path, maxPixels);
-    }
+    public static RgbImage Decode(string path, long maxPixels = DefaultMaxPixels) => Decode(ReadFile(path), path, maxPixels);
+
+    public static RgbaImage DecodeRgba(string path, long maxPixels = DefaultMaxPixels) => DecodeRgba(ReadFile(path), path, maxPixels);
+
+    private static byte[] ReadFile(string path) =>
+        File.Exists(path) ? File.ReadAllBytes(path) : throw new AsyncDiffusionException($"Image '{path}' not found.");
 
     /// <summary>
     /// Scales the image to cover <paramref name="width"/>×<paramref name="height"/> keeping its
-    /// aspect ratio, then crops the centre (AUTOMATIC1111's "crop and resize").
+    /// aspect ratio, then crops the centre: AUTOMATIC1111's "crop and resize", with Pillow's Lanczos.
     /// </summary>
-    public static RgbImage ResizeAndCrop(RgbImage image, int width, int height)
-    {
-        if (image.Width == width && image.Height == height) return image;
-        double scale = Math.Max((double)width / image.Width, (double)height / image.Height);
-        int sw = Math.Max(width, (int)Math.Round(image.Width * scale)), sh = Math.Max(height, (int)Math.Round(image.Height * scale));
-        using var source = ToBitmap(image);
-        using var scaled = source.Resize(new SKImageInfo(sw, sh, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.Mitchell))
-            ?? throw new AsyncDiffusionException("The image could not be resized.");
-        int left = (sw - width) / 2, top = (sh - height) / 2;
-        var result = RgbImage.Create(width, height);
-        var pixels = scaled.GetPixelSpan();
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-            {
-                int s = (top + y) * scaled.RowBytes + (left + x) * 4, d = (y * width + x) * 3;
-                result.Pixels[d] = pixels[s];
-                result.Pixels[d + 1] = pixels[s + 1];
-                result.Pixels[d + 2] = pixels[s + 2];
-            }
-        return result;
-    }
+    public static RgbImage ResizeAndCrop(RgbImage image, int width, int height) =>
+        image.Width == width && image.Height == height ? image : A1111ImageResize.Resize(image, width, height, ResizeMode.CropAndResize);
 
     public static byte[] Encode(RgbImage image, ImageFormat format, string? parameters = null, int quality = 90)
     {
@@ -103,16 +92,14 @@ public static class ImageCodec
     }
 
     // Alpha is composited onto white, as a person would see a transparent upload.
-    private static RgbImage FromRgba(ReadOnlySpan<byte> rgba, int width, int height, int rowBytes)
+    private static RgbImage OnWhite(RgbaImage rgba)
     {
-        var image = RgbImage.Create(width, height);
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-            {
-                int s = y * rowBytes + x * 4, d = (y * width + x) * 3;
-                int a = rgba[s + 3];
-                for (int c = 0; c < 3; c++) image.Pixels[d + c] = (byte)((rgba[s + c] * a + 255 * (255 - a) + 127) / 255);
-            }
+        var image = RgbImage.Create(rgba.Width, rgba.Height);
+        for (int i = 0; i < rgba.Width * rgba.Height; i++)
+        {
+            int a = rgba.Pixels[i * 4 + 3];
+            for (int c = 0; c < 3; c++) image.Pixels[i * 3 + c] = (byte)((rgba.Pixels[i * 4 + c] * a + 255 * (255 - a) + 127) / 255);
+        }
         return image;
     }
 }

@@ -23,7 +23,7 @@ public abstract class ModelComponent : IDisposable
     {
         if (names.Contains(name)) return name;
         if (position < names.Count) return names[position];
-        throw new AsyncDiffusionException($"'{Path}' has no {kind} '{name}' (its {kind}s: {string.Join(", ", names)}); expected {expectation}.");
+        throw new ModelFolderException($"'{Path}' has no {kind} '{name}' (its {kind}s: {string.Join(", ", names)}); expected {expectation}.");
     }
 
     protected TensorElementType ElementType(string input, bool isInput, params TensorElementType[] accepted)
@@ -31,7 +31,7 @@ public abstract class ModelComponent : IDisposable
         var meta = isInput ? Model.Inputs[input] : Model.Outputs[input];
         var type = meta.ElementDataType;
         if (!accepted.Contains(type))
-            throw new AsyncDiffusionException($"'{Path}': {(isInput ? "input" : "output")} '{input}' is {type}; expected {string.Join(" or ", accepted)}.");
+            throw new ModelFolderException($"'{Path}': {(isInput ? "input" : "output")} '{input}' is {type}; expected {string.Join(" or ", accepted)}.");
         return type;
     }
 
@@ -57,7 +57,7 @@ public abstract class ModelComponent : IDisposable
         }
         catch (JsonException e)
         {
-            throw new AsyncDiffusionException($"'{path}' is not valid JSON ({e.Message}).");
+            throw new ModelFolderException($"'{path}' is not valid JSON ({e.Message}).");
         }
     }
 

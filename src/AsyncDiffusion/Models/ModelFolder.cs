@@ -1,5 +1,4 @@
 using System.Text.Json;
-using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Onnx;
 using AsyncDiffusion.Schedulers;
 using AsyncDiffusion.Tokenization;
@@ -19,11 +18,23 @@ public sealed class ModelFolder : IDisposable
     public string Name => System.IO.Path.GetFileName(Path.TrimEnd(System.IO.Path.DirectorySeparatorChar));
     public string? PipelineClass { get; }
 
-    /// <summary>Set for models written by <see cref="SyntheticModelWriter"/>: real architecture, random weights.</summary>
+    /// <summary>The key in model_index.json that marks a folder written by the synthetic model writer.</summary>
+    public const string SyntheticMarkerKey = "asyncdiffusion_synthetic";
+
+    /// <summary>Set for synthetic model folders (real architecture, random weights): the preset name.</summary>
     public string? SyntheticPreset { get; }
 
-    /// <summary>The guidance scale the model was made for, when its folder says (the built-in <see cref="TinyShapesModel"/> does); else null.</summary>
-    public double? RecommendedGuidanceScale { get; private init; }
+    /// <summary>The key in model_index.json that marks AsyncDiffusion's built-in model; it may name the guidance scale the model was made for.</summary>
+    public const string BuiltInMarkerKey = "asyncdiffusion_builtin";
+
+    /// <summary>The guidance scale the model was made for, when its folder says (the built-in tiny-shapes model does); else null.</summary>
+    public double? RecommendedGuidanceScale { get; }
+
+    /// <summary>The key in model_index.json that marks a folder written by <c>models quantize</c>.</summary>
+    public const string QuantizationMarkerKey = "asyncdiffusion_quantization";
+
+    /// <summary>For quantized folders: each quantized component and a summary of what in it is int8.</summary>
+    public IReadOnlyDictionary<string, string>? Quantization { get; }
 
     public ClipTokenizer Tokenizer { get; }
     public SchedulerConfig SchedulerConfig { get; }
@@ -43,12 +54,14 @@ public sealed class ModelFolder : IDisposable
     /// <summary>The size the model was made for: the UNet's sample size × the VAE factor (512 when unknown).</summary>
     public int NativeSize => UNet.SampleSize is int s ? s * VaeScaleFactor : 512;
 
-    private ModelFolder(string path, string? pipelineClass, string? synthetic, ClipTokenizer tokenizer, SchedulerConfig scheduler,
+    private ModelFolder(string path, ModelIndex index, ClipTokenizer tokenizer, SchedulerConfig scheduler,
         TextEncoder text, UNet unet, VaeDecoder decoder, VaeEncoder? encoder)
     {
         Path = path;
-        PipelineClass = pipelineClass;
-        SyntheticPreset = synthetic;
+        PipelineClass = index.PipelineClass;
+        SyntheticPreset = index.Synthetic;
+        Quantization = index.Quantization;
+        RecommendedGuidanceScale = index.Guidance;
         Tokenizer = tokenizer;
         SchedulerConfig = scheduler;
         TextEncoder = text;
@@ -63,13 +76,13 @@ public sealed class ModelFolder : IDisposable
         settings ??= SessionSettings.Default;
         path = System.IO.Path.GetFullPath(path);
         if (!Directory.Exists(path))
-            throw new AsyncDiffusionException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
+            throw new ModelFolderException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
         RejectUnsupportedLayouts(path);
-        var (pipelineClass, synthetic, guidance) = ReadModelIndex(path);
+        var index = ReadModelIndex(path);
 
         foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
             if (!Directory.Exists(System.IO.Path.Combine(path, required)))
-                throw new AsyncDiffusionException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
+                throw new ModelFolderException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
 
         var tokenizer = ClipTokenizer.Load(System.IO.Path.Combine(path, "tokenizer"));
         var scheduler = SchedulerConfig.Load(System.IO.Path.Combine(path, "scheduler", "scheduler_config.json"));
@@ -81,18 +94,21 @@ public sealed class ModelFolder : IDisposable
             double? vaeScaling = ReadVaeScaling(path);
             var decoder = Track(opened, VaeDecoder.Load(System.IO.Path.Combine(path, "vae_decoder"), settings, vaeScaling));
             string encoderDir = System.IO.Path.Combine(path, "vae_encoder");
-            var encoder = File.Exists(System.IO.Path.Combine(encoderDir, "model.onnx")) ? Track(opened, VaeEncoder.Load(encoderDir, settings)) : null;
+            var encoder = File.Exists(System.IO.Path.Combine(encoderDir, "model.onnx")) ? Track(opened, VaeEncoder.Load(encoderDir, settings, decoder.ScalingFactor)) : null;
 
             if (unet.CrossAttentionDim is int cross && cross != text.HiddenSize)
-                throw new AsyncDiffusionException(
+                throw new ModelFolderException(
                     $"'{unet.Path}' attends to {cross}-wide text states but '{text.Path}' produces {text.HiddenSize}; the text encoder and UNet must come from the same model.");
             if (decoder.LatentChannels != unet.LatentChannels)
-                throw new AsyncDiffusionException(
+                throw new ModelFolderException(
                     $"'{decoder.Path}' decodes {decoder.LatentChannels}-channel latents but '{unet.Path}' works on {unet.LatentChannels}; the VAE and UNet must come from the same model.");
+            if (unet.IsInpainting && encoder is null)
+                throw new ModelFolderException(
+                    $"'{unet.Path}' is an inpainting UNet ({unet.InputChannels} input channels), which needs the masked image's latents at every step, but '{path}' has no vae_encoder/model.onnx; export the model with its VAE encoder.");
             if (tokenizer.MaxLength < 3)
-                throw new AsyncDiffusionException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
+                throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
 
-            return new ModelFolder(path, pipelineClass, synthetic, tokenizer, scheduler, text, unet, decoder, encoder) { RecommendedGuidanceScale = guidance };
+            return new ModelFolder(path, index, tokenizer, scheduler, text, unet, decoder, encoder);
         }
         catch
         {
@@ -111,33 +127,42 @@ public sealed class ModelFolder : IDisposable
     {
         bool Has(string dir) => Directory.Exists(System.IO.Path.Combine(path, dir));
         if (Has("transformer") || Has("text_encoder_3"))
-            throw new AsyncDiffusionException($"'{path}' has a Stable Diffusion 3 layout (transformer/, text_encoder_3/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
+            throw new ModelFolderException($"'{path}' has a Stable Diffusion 3 layout (transformer/, text_encoder_3/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
         if (Has("text_encoder_2") || Has("tokenizer_2"))
-            throw new AsyncDiffusionException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
+            throw new ModelFolderException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
-    private static (string? PipelineClass, string? Synthetic, double? Guidance) ReadModelIndex(string path)
+    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization, double? Guidance);
+
+    private static ModelIndex ReadModelIndex(string path)
     {
         string index = System.IO.Path.Combine(path, "model_index.json");
         if (!File.Exists(index))
-            throw new AsyncDiffusionException($"'{index}' not found; a diffusers-ONNX model folder starts with model_index.json.");
+            throw new ModelFolderException($"'{index}' not found; a diffusers-ONNX model folder starts with model_index.json.");
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(index));
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
-                throw new AsyncDiffusionException($"'{index}' holds a JSON {root.ValueKind}; expected an object with _class_name and components.");
+                throw new ModelFolderException($"'{index}' holds a JSON {root.ValueKind}; expected an object with _class_name and components.");
             string? cls = root.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
             if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
-                throw new AsyncDiffusionException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
-            string? synthetic = root.TryGetProperty(SyntheticModelWriter.MarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
-            double? guidance = root.TryGetProperty(TinyShapesModel.MarkerKey, out var b) && b.ValueKind == JsonValueKind.Object
+                throw new ModelFolderException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
+            string? synthetic = root.TryGetProperty(SyntheticMarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
+            Dictionary<string, string>? quantization = null;
+            if (root.TryGetProperty(QuantizationMarkerKey, out var q))
+            {
+                quantization = new Dictionary<string, string>();
+                if (q.ValueKind == JsonValueKind.Object && q.TryGetProperty("components", out var parts) && parts.ValueKind == JsonValueKind.Object)
+                    foreach (var part in parts.EnumerateObject()) quantization[part.Name] = part.Value.ToString();
+            }
+            double? guidance = root.TryGetProperty(BuiltInMarkerKey, out var b) && b.ValueKind == JsonValueKind.Object
                 && b.TryGetProperty("guidance_scale", out var g) && g.ValueKind == JsonValueKind.Number ? g.GetDouble() : null;
-            return (cls, synthetic, guidance);
+            return new ModelIndex(cls, synthetic, quantization, guidance);
         }
         catch (JsonException e)
         {
-            throw new AsyncDiffusionException($"'{index}' is not valid JSON ({e.Message}).");
+            throw new ModelFolderException($"'{index}' is not valid JSON ({e.Message}).");
         }
     }
 
@@ -153,7 +178,7 @@ public sealed class ModelFolder : IDisposable
         }
         catch (JsonException e)
         {
-            throw new AsyncDiffusionException($"'{config}' is not valid JSON ({e.Message}).");
+            throw new ModelFolderException($"'{config}' is not valid JSON ({e.Message}).");
         }
     }
 
@@ -164,6 +189,15 @@ public sealed class ModelFolder : IDisposable
         TimestepKind.FloatScalar => "optimum 1.24 or later (0-d float timestep)",
         _ => "optimum 1.6-1.23 or diffusers converter (float timestep [batch])",
     };
+
+    /// <summary>The operator profiles of the components that recorded one (component folder name → JSON file).</summary>
+    public IReadOnlyList<(string Component, string File)> EndProfiling()
+    {
+        var files = new List<(string, string)>();
+        foreach (var (name, component) in new (string, ModelComponent?)[] { ("text_encoder", TextEncoder), ("unet", UNet), ("vae_decoder", VaeDecoder), ("vae_encoder", VaeEncoder) })
+            if (component?.Model.EndProfiling() is { } file) files.Add((name, file));
+        return files;
+    }
 
     public void Dispose()
     {

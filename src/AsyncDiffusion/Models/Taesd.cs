@@ -1,5 +1,6 @@
-using AsyncDiffusion.Models.Synthetic;
+using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Onnx.Graphs;
 
 namespace AsyncDiffusion.Models;
 
@@ -21,6 +22,7 @@ public static class Taesd
         new(OnnxModel.FromBytes(BuildEncoder(weights ?? BuiltInEncoderWeights), "TAESD encoder", settings));
 
     /// <summary>Decoder: tanh clamp, conv, three ×(3 blocks, 2× upsample, conv), block, conv to RGB.</summary>
+    /// <param name="w">TAESD's decoder weights.</param>
     /// <param name="vaeContract">Output in [-1, 1], as a model folder's vae_decoder (AutoencoderTiny with scaling factor 1).</param>
     public static byte[] BuildDecoder(SafeTensors w, bool vaeContract = false)
     {
@@ -44,6 +46,7 @@ public static class Taesd
     }
 
     /// <summary>Encoder: conv, block, three ×(stride-2 conv, 3 blocks), conv to 4 latent channels.</summary>
+    /// <param name="w">TAESD's encoder weights.</param>
     /// <param name="vaeContract">
     /// As a model folder's vae_encoder: image in [-1, 1], output <c>latent_parameters</c> (the latents as the mean and a
     /// log-variance of −30, so sampling adds nothing visible).
@@ -98,12 +101,19 @@ public static class Taesd
 }
 
 /// <summary>TAESD's decoder: latents [batch, 4, h, w] (unscaled) → image [batch, 3, 8h, 8w] in [0, 1].</summary>
-public sealed class TaesdDecoder(OnnxModel model) : ModelComponent(model)
+public sealed class TaesdDecoder(OnnxModel model) : ModelComponent(model), ILatentDecoder
 {
     public (float[] Image, long[] Shape) Decode(ReadOnlySpan<float> latents, long[] shape, CancellationToken cancellation = default)
     {
         var outputs = RunFloat(Model, ["latent_sample"], [Tensors.Float(latents, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)], ["sample"], cancellation, out var shapes);
         return (outputs[0], shapes[0]);
+    }
+
+    /// <summary>TAESD works on the UNet's latents as they are and outputs [0, 1].</summary>
+    public RgbImage DecodeImage(ReadOnlySpan<float> latents, int channels, int height, int width, CancellationToken cancellation = default)
+    {
+        var (image, shape) = Decode(latents, [1, channels, height, width], cancellation);
+        return LatentImageConversion.ToImage(image, 0, (int)shape[3], (int)shape[2], zeroToOne: true);
     }
 }
 

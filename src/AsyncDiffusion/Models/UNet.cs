@@ -16,7 +16,11 @@ public enum TimestepKind
     FloatScalar,
 }
 
-/// <summary>The denoising UNet: (sample, timestep, text states) → predicted noise (or v), same shape as the sample.</summary>
+/// <summary>
+/// The denoising UNet: (sample, timestep, text states) → predicted noise (or v) for the latents.
+/// A text-to-image UNet's sample is the latents alone; an inpainting UNet (SD 1.5/2.x inpainting
+/// exports) takes 2·C + 1 channels: the latents, the mask (1 = repaint) and the masked image's latents.
+/// </summary>
 public sealed class UNet : ModelComponent
 {
     private readonly string _sample, _timestep, _context, _output;
@@ -24,7 +28,15 @@ public sealed class UNet : ModelComponent
     public TensorElementType SampleType { get; }
     public TensorElementType TimestepType { get; }
     public TimestepKind Timestep { get; }
+    /// <summary>Channels of the latents the UNet denoises (its output).</summary>
     public int LatentChannels { get; }
+
+    /// <summary>Channels of its sample input: <see cref="LatentChannels"/>, or 2·C + 1 for an inpainting UNet.</summary>
+    public int InputChannels { get; }
+
+    /// <summary>Whether the sample carries the mask and the masked image's latents after the latents (9 channels for SD).</summary>
+    public bool IsInpainting => InputChannels == 2 * LatentChannels + 1;
+
     public int? CrossAttentionDim { get; }
 
     /// <summary>Whether batch items may have different timesteps (needed to batch steps of different requests).</summary>
@@ -34,8 +46,8 @@ public sealed class UNet : ModelComponent
     {
         foreach (var sdxl in new[] { "text_embeds", "time_ids" })
             if (model.InputNames.Contains(sdxl))
-                throw new AsyncDiffusionException($"'{Path}' takes '{sdxl}': that is an SDXL UNet, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x exports.");
-        _sample = InputNamed("sample", 0, "sample, float [batch, 4, height/8, width/8]");
+                throw new ModelFolderException($"'{Path}' takes '{sdxl}': that is an SDXL UNet, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x exports.");
+        _sample = InputNamed("sample", 0, "sample, float [batch, 4 (or 9 for inpainting), height/8, width/8]");
         _timestep = InputNamed("timestep", 1, "timestep, int64 [batch], float [batch] or [1], or a 0-d float");
         _context = InputNamed("encoder_hidden_states", 2, "encoder_hidden_states, float [batch, 77, hidden]");
         _output = OutputNamed("out_sample", 0, "out_sample, float like sample");
@@ -49,12 +61,15 @@ public sealed class UNet : ModelComponent
             (_, 0) => TimestepKind.FloatScalar,
             (_, 1) when dims[0] == 1 => TimestepKind.FloatShared,
             (_, 1) => TimestepKind.FloatPerItem,
-            _ => throw new AsyncDiffusionException($"'{Path}': input '{_timestep}' has {dims.Length} dimensions; expected a 0-d scalar or [batch]."),
+            _ => throw new ModelFolderException($"'{Path}': input '{_timestep}' has {dims.Length} dimensions; expected a 0-d scalar or [batch]."),
         };
         var config = ReadConfig(folder);
-        LatentChannels = StaticDimension(_sample, true, 1) ?? ConfigInt(config, "in_channels") ?? 4;
-        if (LatentChannels == 9)
-            throw new AsyncDiffusionException($"'{Path}' takes 9 input channels: that is an inpainting UNet, which AsyncDiffusion does not support yet.");
+        InputChannels = StaticDimension(_sample, true, 1) ?? ConfigInt(config, "in_channels") ?? 4;
+        LatentChannels = StaticDimension(_output, false, 1) ?? ConfigInt(config, "out_channels") ?? (InputChannels == 9 ? 4 : InputChannels);
+        if (InputChannels != LatentChannels && !IsInpainting)
+            throw new ModelFolderException(InputChannels == 2 * LatentChannels
+                ? $"'{Path}' takes {InputChannels} input channels for {LatentChannels}-channel latents: that is an InstructPix2Pix-style UNet (latents + image latents), which AsyncDiffusion does not support; supported: text-to-image UNets ({LatentChannels} channels) and inpainting UNets ({2 * LatentChannels + 1})."
+                : $"'{Path}' takes {InputChannels} input channels for {LatentChannels}-channel latents; expected {LatentChannels} (text-to-image) or {2 * LatentChannels + 1} (inpainting: latents, mask, masked-image latents).");
         CrossAttentionDim = StaticDimension(_context, true, -1) ?? ConfigInt(config, "cross_attention_dim");
         SampleSize = ConfigInt(config, "sample_size");
         // Exports upsample by fixed factors, so latents must divide by 2 per down level (SD: 8).
@@ -74,9 +89,9 @@ public sealed class UNet : ModelComponent
     }
 
     /// <summary>
-    /// One UNet call. <paramref name="sample"/> is [batch, C, h, w]; <paramref name="timesteps"/> has one
+    /// One UNet call. <paramref name="sample"/> is [batch, <see cref="InputChannels"/>, h, w]; <paramref name="timesteps"/> has one
     /// value per batch item (all equal unless <see cref="AcceptsPerItemTimesteps"/>);
-    /// <paramref name="context"/> is [batch, tokens, hidden]. Returns the output as float32.
+    /// <paramref name="context"/> is [batch, tokens, hidden]. Returns the output, [batch, <see cref="LatentChannels"/>, h, w], as float32.
     /// </summary>
     public float[] Predict(ReadOnlySpan<float> sample, long[] sampleShape, ReadOnlySpan<double> timesteps, ReadOnlySpan<float> context, long[] contextShape,
         CancellationToken cancellation = default)

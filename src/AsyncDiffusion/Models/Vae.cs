@@ -1,10 +1,22 @@
+using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Randomness;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace AsyncDiffusion.Models;
 
+/// <summary>
+/// Turns one image's latents, as the UNet produces them, into RGB. Each decoder owns its own
+/// conventions (the VAE divides by the scaling factor and outputs [-1, 1]; TAESD takes the
+/// latents as they are and outputs [0, 1]), so callers never need to know which one they hold.
+/// </summary>
+public interface ILatentDecoder
+{
+    RgbImage DecodeImage(ReadOnlySpan<float> latents, int channels, int height, int width, CancellationToken cancellation = default);
+}
+
 /// <summary>The VAE decoder: latents [batch, C, h, w] (already divided by the scaling factor) → image [batch, 3, h·f, w·f] in about [-1, 1].</summary>
-public sealed class VaeDecoder : ModelComponent
+public sealed class VaeDecoder : ModelComponent, ILatentDecoder
 {
     private readonly string _input, _output;
 
@@ -25,6 +37,8 @@ public sealed class VaeDecoder : ModelComponent
         ScaleFactor = blocks is { Length: > 0 } ? 1 << (blocks.Length - 1) : ProbeScaleFactor();
     }
 
+    /// <param name="folder">The vae_decoder/ folder.</param>
+    /// <param name="settings">ONNX Runtime session settings.</param>
     /// <param name="scalingFactor">From vae/config.json when the decoder folder has no config of its own.</param>
     public static VaeDecoder Load(string folder, SessionSettings settings, double? scalingFactor = null)
     {
@@ -43,6 +57,16 @@ public sealed class VaeDecoder : ModelComponent
     {
         var outputs = RunFloat(Model, [_input], [Tensors.Float(latents, shape, InputType)], [_output], cancellation, out var shapes);
         return (outputs[0], shapes[0]);
+    }
+
+    /// <summary>UNet-space latents ÷ the scaling factor → the VAE → RGB.</summary>
+    public RgbImage DecodeImage(ReadOnlySpan<float> latents, int channels, int height, int width, CancellationToken cancellation = default)
+    {
+        var scaled = new float[latents.Length];
+        float factor = (float)ScalingFactor;
+        for (int i = 0; i < scaled.Length; i++) scaled[i] = latents[i] / factor;
+        var (pixels, shape) = Decode(scaled, [1, channels, height, width], cancellation);
+        return LatentImageConversion.ToImage(pixels, 0, (int)shape[3], (int)shape[2]);
     }
 }
 
@@ -63,23 +87,76 @@ public sealed class VaeEncoder : ModelComponent
     public TensorElementType InputType { get; }
     public VaeEncoderOutput Output { get; }
 
-    private VaeEncoder(OnnxModel model) : base(model)
+    /// <summary>Latents are multiplied by this to reach the UNet's space (the VAE's scaling factor).</summary>
+    public double ScalingFactor { get; }
+
+    private VaeEncoder(OnnxModel model, double scalingFactor) : base(model)
     {
+        ScalingFactor = scalingFactor;
         _input = InputNamed("sample", 0, "sample, float [batch, 3, H, W]");
         _output = model.OutputNames.Contains("latent_parameters") ? "latent_parameters" : OutputNamed("latent_sample", 0, "latent_parameters or latent_sample");
         Output = _output == "latent_parameters" ? VaeEncoderOutput.LatentParameters : VaeEncoderOutput.LatentSample;
         InputType = ElementType(_input, true, TensorElementType.Float, TensorElementType.Float16);
     }
 
-    public static VaeEncoder Load(string folder, SessionSettings settings)
+    /// <param name="folder">The vae_encoder/ folder.</param>
+    /// <param name="settings">ONNX Runtime session settings.</param>
+    /// <param name="scalingFactor">The VAE's scaling factor (the decoder reads it from the configs).</param>
+    public static VaeEncoder Load(string folder, SessionSettings settings, double scalingFactor)
     {
         var model = OnnxModel.Load(System.IO.Path.Combine(folder, "model.onnx"), settings);
-        return Guard(model, () => new VaeEncoder(model));
+        return Guard(model, () => new VaeEncoder(model, scalingFactor));
     }
 
     public (float[] Values, long[] Shape) Encode(ReadOnlySpan<float> image, long[] shape, CancellationToken cancellation = default)
     {
         var outputs = RunFloat(Model, [_input], [Tensors.Float(image, shape, InputType)], [_output], cancellation, out var shapes);
         return (outputs[0], shapes[0]);
+    }
+
+    /// <summary>An image already at the generation size → its latent distribution (sampled per image later, with that image's generator).</summary>
+    public InitImageLatents EncodeImage(RgbImage image, CancellationToken cancellation = default)
+    {
+        var tensor = new float[3 * image.Width * image.Height];
+        LatentImageConversion.ToTensor(image, tensor);
+        return EncodeTensor(tensor, image.Width, image.Height, cancellation);
+    }
+
+    /// <summary>An image given as a [3, H, W] tensor in [-1, 1] (e.g. a masked image) → its latent distribution.</summary>
+    public InitImageLatents EncodeTensor(float[] chw, int width, int height, CancellationToken cancellation = default)
+    {
+        var (values, _) = Encode(chw, [1, 3, height, width], cancellation);
+        return new InitImageLatents(values, Output, (float)ScalingFactor);
+    }
+}
+
+/// <summary>The VAE encoder's output for an init image: mean ‖ log-variance, or a sampled latent; and how to reach the UNet's space.</summary>
+public sealed record InitImageLatents(float[] Values, VaeEncoderOutput Output, float ScalingFactor)
+{
+    /// <summary>Elements of one latent (C·h·w).</summary>
+    public int LatentSize => Output == VaeEncoderOutput.LatentParameters ? Values.Length / 2 : Values.Length;
+
+    /// <summary>
+    /// Clean UNet-space latents: a sample of the distribution drawn from <paramref name="rng"/>
+    /// (diffusers' <c>latent_dist.sample(generator)</c>; old exports sampled inside the graph),
+    /// times the scaling factor.
+    /// </summary>
+    public float[] Sample(INoiseGenerator rng)
+    {
+        int n = LatentSize;
+        var clean = new float[n];
+        if (Output == VaeEncoderOutput.LatentParameters)
+        {
+            var eps = new float[n];
+            rng.NextGaussian(eps);
+            for (int i = 0; i < n; i++)
+            {
+                float logvar = Math.Clamp(Values[n + i], -30f, 20f);
+                clean[i] = Values[i] + MathF.Exp(0.5f * logvar) * eps[i];
+            }
+        }
+        else Array.Copy(Values, clean, n);
+        for (int i = 0; i < n; i++) clean[i] *= ScalingFactor;
+        return clean;
     }
 }

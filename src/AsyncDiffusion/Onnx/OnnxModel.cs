@@ -27,15 +27,17 @@ public sealed class OnnxModel : IDisposable
 
     public static OnnxModel Load(string path, SessionSettings settings)
     {
-        if (!File.Exists(path)) throw new AsyncDiffusionException($"'{path}' not found; expected an ONNX model file.");
-        using var options = settings.ToOptions();
+        if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
         try
         {
+            if (settings.OptimizedModelCache is { } cache && settings.Optimization != GraphOptimizationLevel.ORT_DISABLE_ALL)
+                return new OnnxModel(path, new OptimizedModelCache(cache).Open(path, settings, settings.ToOptions));
+            using var options = settings.ToOptions();
             return new OnnxModel(path, new InferenceSession(path, options));
         }
         catch (OnnxRuntimeException e)
         {
-            throw new AsyncDiffusionException($"'{path}' could not be loaded by ONNX Runtime: {FirstLine(e.Message)}. Expected a valid ONNX model (with its external data file beside it, if it has one).", e);
+            throw new ModelFolderException($"'{path}' could not be loaded by ONNX Runtime: {FirstLine(e.Message)}. Expected a valid ONNX model (with its external data file beside it, if it has one).", e);
         }
     }
 
@@ -53,6 +55,12 @@ public sealed class OnnxModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sees the values of extra graph outputs on every run (calibration copies of a graph expose
+    /// inner tensors this way); callers of <see cref="Run"/> still get only what they asked for.
+    /// </summary>
+    internal ITensorObserver? Observer { get; set; }
+
     /// <summary>Runs the graph; the caller disposes the returned outputs.</summary>
     public IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<string> inputNames, IReadOnlyList<OrtValue> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellation = default)
     {
@@ -61,7 +69,20 @@ public sealed class OnnxModel : IDisposable
         using var registration = cancellation.Register(() => runOptions.Terminate = true);
         try
         {
-            return _session.Run(runOptions, inputNames, inputs, outputNames);
+            if (Observer is not { } observer) return _session.Run(runOptions, inputNames, inputs, outputNames);
+            string[] names = [.. outputNames, .. observer.Tensors.Where(t => !outputNames.Contains(t))];
+            var all = _session.Run(runOptions, inputNames, inputs, names);
+            try
+            {
+                foreach (var tensor in observer.Tensors) observer.Observe(tensor, all[Array.IndexOf(names, tensor)].GetTensorDataAsSpan<float>());
+            }
+            catch
+            {
+                all.Dispose();
+                throw;
+            }
+            for (int i = outputNames.Count; i < all.Count; i++) all[i].Dispose();
+            return new RequestedOutputs(all.Take(outputNames.Count).ToArray());
         }
         catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
         {
@@ -69,11 +90,49 @@ public sealed class OnnxModel : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new AsyncDiffusionException($"ONNX Runtime failed running '{Path}': {FirstLine(e.Message)}", e);
+            // The path stays in the log (inner exception); clients see which component failed.
+            throw new GenerationFailedException($"ONNX Runtime failed running the {ComponentName} model.", e);
+        }
+    }
+
+    /// <summary>The component folder's name (unet, vae_decoder, …) or the built model's name: no machine paths.</summary>
+    public string ComponentName => System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) is { Length: > 0 } folder ? folder : System.IO.Path.GetFileName(Path);
+
+    /// <summary>Stops ONNX Runtime's operator profiling (when the settings enabled it) and returns the JSON file it wrote, else null.</summary>
+    public string? EndProfiling()
+    {
+        try
+        {
+            string file = _session.EndProfiling();
+            return string.IsNullOrEmpty(file) || !File.Exists(file) ? null : file;
+        }
+        catch (OnnxRuntimeException)
+        {
+            return null; // profiling was not enabled
         }
     }
 
     public void Dispose() => _session.Dispose();
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    private sealed class RequestedOutputs(OrtValue[] values) : IDisposableReadOnlyCollection<OrtValue>
+    {
+        public OrtValue this[int index] => values[index];
+        public int Count => values.Length;
+        public IEnumerator<OrtValue> GetEnumerator() => ((IEnumerable<OrtValue>)values).GetEnumerator();
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => values.GetEnumerator();
+
+        public void Dispose()
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+}
+
+/// <summary>Receives the values of named float tensors a model computes (see <see cref="OnnxModel.Observer"/>).</summary>
+internal interface ITensorObserver
+{
+    IReadOnlyList<string> Tensors { get; }
+    void Observe(string tensor, ReadOnlySpan<float> values);
 }

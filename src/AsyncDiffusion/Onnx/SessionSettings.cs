@@ -19,6 +19,15 @@ public sealed record SessionSettings
 
     public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// Folder where optimised graphs are kept between runs (see <see cref="Onnx.OptimizedModelCache"/>);
+    /// null: optimise at every load. The command-line tool uses <see cref="Onnx.OptimizedModelCache.DefaultFolder"/>.
+    /// </summary>
+    public string? OptimizedModelCache { get; init; }
+
+    /// <summary>When set, ONNX Runtime records every operator it runs into JSON files starting with this path (see <see cref="OnnxModel.EndProfiling"/>).</summary>
+    public string? ProfilePrefix { get; init; }
+
     public static SessionSettings Default { get; } = new();
 
     /// <summary>
@@ -39,6 +48,11 @@ public sealed record SessionSettings
         try
         {
             if (IntraOpThreads > 0) o.IntraOpNumThreads = IntraOpThreads;
+            if (ProfilePrefix is not null)
+            {
+                o.ProfileOutputPathPrefix = ProfilePrefix; // before enabling: the setter hands the prefix to ONNX Runtime
+                o.EnableProfiling = true;
+            }
             o.AddSessionConfigEntry("session.intra_op.allow_spinning", AllowSpinning ? "1" : "0");
             switch (ExecutionProvider.Trim().ToLowerInvariant())
             {

@@ -61,7 +61,7 @@ public static class Tensors
             var src = value.GetTensorDataAsSpan<Float16>();
             for (int i = 0; i < result.Length; i++) result[i] = (float)src[i];
         }
-        else throw new AsyncDiffusionException($"Expected a float or float16 output, got {info.ElementDataType}.");
+        else throw new ModelFolderException($"Expected a float or float16 output, got {info.ElementDataType}.");
         return result;
     }
 }

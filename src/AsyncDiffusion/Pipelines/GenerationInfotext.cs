@@ -6,7 +6,10 @@ namespace AsyncDiffusion.Pipelines;
 /// <summary>The AUTOMATIC1111-style infotext of one generated image.</summary>
 public static class GenerationInfotext
 {
-    public static string For(GenerationPlan plan, long seed)
+    /// <summary>The infotext of an image being generated (with its inpainting fields, as A1111 writes them).</summary>
+    public static string For(DenoisingImage image) => For(image.Plan, image.Seed, image.InpaintingInfotext);
+
+    public static string For(GenerationPlan plan, long seed, IReadOnlyList<KeyValuePair<string, string>>? inpainting = null)
     {
         var r = plan.Request;
         var p = new List<KeyValuePair<string, string>>
@@ -22,6 +25,8 @@ public static class GenerationInfotext
         if (r.Eta > 0) p.Add(new("Eta", Infotext.Number(r.Eta)));
         p.Add(new("RNG", r.Rng switch { NoiseGeneratorKind.Philox => "NV", NoiseGeneratorKind.Numpy => "numpy", _ => "CPU" }));
         if (r.Decoder == DecoderKind.Taesd) p.Add(new("VAE", "TAESD"));
+        if (inpainting is not null) p.AddRange(inpainting);
+        if (r.IsImageToImage && r.InitialNoiseMultiplier != 1) p.Add(new("Noise multiplier", Infotext.Number(r.InitialNoiseMultiplier)));
         p.Add(new("Version", "AsyncDiffusion"));
         return Infotext.Format(r.Prompt, r.NegativePrompt, p);
     }

@@ -10,19 +10,33 @@ namespace AsyncDiffusion.Pipelines;
 /// </summary>
 public sealed record GenerationPlan(GenerationRequest Request, int Width, int Height, long[] Seeds, string SchedulerName, string ModelName)
 {
+    // Configured once (timesteps set for the steps and strength); never stepped itself.
+    private Scheduler _schedule = null!;
+
+    /// <summary>Index in the schedule's timesteps where denoising starts (0 for txt2img; img2img skips the first part).</summary>
+    public int StartIndex { get; private init; }
+
     /// <summary>UNet calls per image: the scheduler's timesteps from the img2img start (PNDM makes one more than steps).</summary>
-    public int StepsPerImage { get; init; }
+    public int StepsPerImage { get; private init; }
 
-    public int LatentWidth(ModelFolder m) => Width / m.VaeScaleFactor;
-    public int LatentHeight(ModelFolder m) => Height / m.VaeScaleFactor;
+    /// <summary>The timesteps every image of this request runs through, from its start.</summary>
+    public IReadOnlyList<double> Timesteps => _schedule.Timesteps;
 
-    /// <summary>A fresh scheduler for one image (schedulers hold per-run state).</summary>
-    public Scheduler CreateScheduler(ModelFolder model)
-    {
-        var scheduler = Request.Scheduler is null ? SchedulerRegistry.CreateDefault(model.SchedulerConfig) : SchedulerRegistry.Create(Request.Scheduler, model.SchedulerConfig);
-        if (scheduler is DdimScheduler ddim) ddim.Eta = Request.Eta;
-        return scheduler;
-    }
+    /// <summary>UNet rows per image and step: 2 with classifier-free guidance (unconditional, conditional), else 1.</summary>
+    public int RowsPerImage => Request.UsesGuidance ? 2 : 1;
+
+    public int LatentChannels { get; private init; }
+
+    /// <summary>Channels of the UNet's sample: the latents, or latents + mask + masked-image latents for an inpainting UNet.</summary>
+    public int InputChannels { get; private init; }
+
+    /// <summary>Bounds of the mask blur and of the "only masked" padding, in pixels (A1111's sliders stop at 64 and 256).</summary>
+    public const int MaxMaskBlur = 64, MaxMaskPadding = 256;
+    public int LatentWidth { get; private init; }
+    public int LatentHeight { get; private init; }
+
+    /// <summary>A scheduler for one image: the plan's schedule with fresh per-run state (schedulers hold state).</summary>
+    public Scheduler CreateScheduler() => _schedule.CloneForRun();
 
     public static GenerationPlan Create(GenerationRequest r, ModelFolder model, GenerationLimits? limits = null)
     {
@@ -46,9 +60,22 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         if (r.IsImageToImage)
         {
             if (model.VaeEncoder is null)
-                throw new AsyncDiffusionException($"Model folder '{model.Path}' has no vae_encoder/, which img2img needs; use txt2img or a model exported with its VAE encoder.");
+                throw new AsyncDiffusionException($"Model '{model.Name}' has no vae_encoder/, which img2img needs; use txt2img or a model exported with its VAE encoder.");
             if (!(r.Strength > 0 && r.Strength <= 1))
                 throw new AsyncDiffusionException($"strength is {r.Strength}; expected a value in (0, 1].");
+            if (!double.IsFinite(r.InitialNoiseMultiplier) || r.InitialNoiseMultiplier < 0 || r.InitialNoiseMultiplier > 2)
+                throw new AsyncDiffusionException($"initial noise multiplier is {r.InitialNoiseMultiplier}; expected 0 to 2.");
+        }
+        if (r.Inpainting is { } inpainting)
+        {
+            if (!r.IsImageToImage)
+                throw new AsyncDiffusionException("a mask needs an init image: inpainting repaints the masked part of that image; give the init image too.");
+            if (inpainting.BlurX is < 0 or > MaxMaskBlur || inpainting.BlurY is < 0 or > MaxMaskBlur)
+                throw new AsyncDiffusionException($"mask blur is {inpainting.BlurX}×{inpainting.BlurY}; expected 0 to {MaxMaskBlur} pixels.");
+            if (inpainting.Padding is < 0 or > MaxMaskPadding)
+                throw new AsyncDiffusionException($"inpainting padding is {inpainting.Padding}; expected 0 to {MaxMaskPadding} pixels.");
+            if (!Enum.IsDefined(inpainting.Fill))
+                throw new AsyncDiffusionException($"masked content is {(int)inpainting.Fill}; expected 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing).");
         }
 
         if (r.Seed < -1) throw new AsyncDiffusionException($"seed is {r.Seed}; expected −1 (random) or a seed of 0 or more.");
@@ -57,14 +84,23 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         if (r.Rng == Randomness.NoiseGeneratorKind.Numpy && seeds[^1] > uint.MaxValue)
             throw new AsyncDiffusionException($"seed {seeds[^1]} is too large for the numpy generator; numpy accepts 0 to {uint.MaxValue}.");
 
-        var plan = new GenerationPlan(r with { NegativePrompt = r.NegativePrompt ?? "" }, width, height, seeds, "", model.Name);
-        // Build the scheduler once now, so an unknown name or an impossible steps/strength fails before any work.
-        var scheduler = plan.CreateScheduler(model);
+        // The schedule is built once, here, so an unknown name or an impossible steps/strength fails before any work.
+        var scheduler = r.Scheduler is null ? SchedulerRegistry.CreateDefault(model.SchedulerConfig) : SchedulerRegistry.Create(r.Scheduler, model.SchedulerConfig);
+        if (scheduler is IEtaScheduler stochastic) stochastic.Eta = r.Eta;
         int start = 0;
         if (r.IsImageToImage) start = scheduler.SetTimestepsForStrength(r.Steps, r.Strength);
         else scheduler.SetTimesteps(r.Steps);
         string name = r.Scheduler is not null && SchedulerRegistry.TryResolve(r.Scheduler, out var entry) ? entry.Name : DisplayName(scheduler.ClassName);
-        return plan with { SchedulerName = name, StepsPerImage = scheduler.Timesteps.Count - start };
+        return new GenerationPlan(r with { NegativePrompt = r.NegativePrompt ?? "" }, width, height, seeds, name, model.Name)
+        {
+            _schedule = scheduler,
+            StartIndex = start,
+            StepsPerImage = scheduler.Timesteps.Count - start,
+            LatentChannels = model.LatentChannels,
+            InputChannels = model.UNet.InputChannels,
+            LatentWidth = width / model.VaeScaleFactor,
+            LatentHeight = height / model.VaeScaleFactor,
+        };
     }
 
     private static void CheckSize(string what, int value, int max, ModelFolder model)

@@ -13,8 +13,8 @@ public enum DecoderKind
 }
 
 /// <summary>
-/// One txt2img or img2img request: what a user asks for, independent of any API shape.
-/// Immutable; <see cref="Validate"/> checks it once against a model and the limits.
+/// One txt2img, img2img or inpainting request: what a user asks for, independent of any API shape.
+/// Immutable; <see cref="GenerationPlan.Create"/> checks it once against a model and the limits.
 /// </summary>
 public sealed record GenerationRequest
 {
@@ -41,6 +41,12 @@ public sealed record GenerationRequest
 
     /// <summary>img2img: how much of the schedule is run, in (0, 1].</summary>
     public double Strength { get; init; } = 0.75;
+
+    /// <summary>Inpainting: repaint the masked part of <see cref="InitImage"/> only; null repaints all of it (img2img).</summary>
+    public InpaintingOptions? Inpainting { get; init; }
+
+    /// <summary>img2img: the initial noise is multiplied by this (A1111's initial_noise_multiplier; 1 leaves it).</summary>
+    public double InitialNoiseMultiplier { get; init; } = 1.0;
 
     public DecoderKind Decoder { get; init; } = DecoderKind.Vae;
     public NoiseGeneratorKind Rng { get; init; } = NoiseGeneratorKind.Torch;

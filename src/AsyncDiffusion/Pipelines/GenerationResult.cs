@@ -1,3 +1,4 @@
+using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Imaging;
 
 namespace AsyncDiffusion.Pipelines;

@@ -4,7 +4,7 @@ namespace AsyncDiffusion.Schedulers;
 /// diffusers' DDIMScheduler. The previous timestep is always t − N/n (integer division), even
 /// where the list's next entry differs (linspace, trailing); eta &gt; 0 adds noise.
 /// </summary>
-public sealed class DdimScheduler : Scheduler
+public sealed class DdimScheduler : Scheduler, IEtaScheduler
 {
     private readonly double _finalAlphaCumprod;
 

@@ -1,155 +1,124 @@
 namespace AsyncDiffusion.Schedulers;
 
 /// <summary>
-/// diffusers' DPMSolverMultistepScheduler with <c>algorithm_type="dpmsolver++"</c> (DPM++ 1M/2M):
-/// model outputs are converted to x0 and combined over the last two steps in log-SNR time.
-/// A final sigma of 0 gives lambda = +∞ and returns x0 exactly; equal final sigmas
-/// (Karras with sigma_min) make h = 0 and the step the identity.
+/// diffusers' DPMSolverMultistepScheduler with <c>algorithm_type</c> "dpmsolver++" (DPM++ 2M/3M)
+/// or "sde-dpmsolver++" (DPM++ 2M/3M SDE, which draws fresh noise on every step): model outputs
+/// are converted to x0 and combined over the last one to three steps in log-SNR time. A final
+/// sigma of 0 gives lambda = +∞ and returns x0 exactly; equal final sigmas (Karras with
+/// sigma_min) make h = 0 and the second-order step the identity.
 /// </summary>
-public sealed class DpmSolverMultistepScheduler : SigmaScheduler
+public sealed class DpmSolverMultistepScheduler : ExponentialIntegratorScheduler
 {
-    private readonly int _solverOrder;
+    private readonly bool _sde;
     private readonly bool _heun;
-    private readonly float[]?[] _modelOutputs;
     private int _lowerOrderNums;
 
     public DpmSolverMultistepScheduler(SchedulerConfig config) : base(config, SchedulerDefaults.DpmSolverMultistep)
     {
-        _solverOrder = Settings.Int("solver_order");
-        if (_solverOrder is < 1 or > 2)
-            throw Settings.Invalid("solver_order", $"is {_solverOrder}; AsyncDiffusion's DPM-Solver++ supports 1 or 2");
-        Settings.Choice("algorithm_type", "dpmsolver++");
+        _sde = Settings.Choice("algorithm_type", "dpmsolver++", "sde-dpmsolver++") == "sde-dpmsolver++";
         _heun = Settings.Choice("solver_type", "midpoint", "heun") == "heun";
         Settings.Choice("final_sigmas_type", "zero", "sigma_min");
-        Settings.RequireFalse("thresholding");
-        Settings.RequireFalse("use_exponential_sigmas");
-        Settings.RequireFalse("use_beta_sigmas");
-        _modelOutputs = new float[_solverOrder][];
+        Settings.Choice("variance_type", [null]);
+        Settings.RequireFalse("use_lu_lambdas");
     }
 
     protected override void ResetState()
     {
         base.ResetState();
-        Array.Clear(_modelOutputs);
         _lowerOrderNums = 0;
     }
 
-    protected override void ComputeTimesteps(int steps, double strength)
+    protected override double[] SpacedTimesteps(int steps)
     {
-        int n = Table.TrainTimesteps;
-        int last = LastTimestep();
-        double[] timesteps = Settings.Spacing() switch
+        int last = ClippedLastTimestep();
+        return Settings.Spacing() switch
         {
-            TimestepSpacing.Linspace => TimestepSpacing.NumpyLinspace(0, last - 1, steps + 1).Select(x => Math.Round(x)).Reverse().Take(steps).ToArray(),
-            TimestepSpacing.Leading => LeadingPlusOne(last, steps, Settings.Int("steps_offset")),
-            _ => TimestepSpacing.TrailingDescending(n, steps, last),
+            TimestepSpacing.Linspace => SpacedLinspace(last, steps),
+            TimestepSpacing.Leading => SpacedLeading(last, steps, Settings.Int("steps_offset")),
+            _ => TimestepSpacing.TrailingDescending(Table.TrainTimesteps, steps, last),
         };
-
-        bool sigmaMinFinal = Settings.Choice("final_sigmas_type", "zero", "sigma_min") == "sigma_min";
-        double[] sigmas;
-        if (Settings.Bool("use_karras_sigmas"))
-        {
-            // Karras range from the whole training table, not the spaced timesteps.
-            sigmas = TimestepSpacing.KarrasSigmas(Table.Sigmas[0], Table.Sigmas[^1], steps);
-            timesteps = sigmas.Select(s => Math.Round(Table.SigmaToTimestep(s))).ToArray();
-            SigmaArray = sigmas.Select(s => (float)s).Append(sigmaMinFinal ? (float)sigmas[^1] : 0f).ToArray();
-        }
-        else
-        {
-            sigmas = timesteps.Select(Table.InterpolateSigma).ToArray();
-            SigmaArray = sigmas.Select(s => (float)s).Append(sigmaMinFinal ? Table.Sigmas[0] : 0f).ToArray();
-        }
-        TimestepArray = timesteps;
-        InitNoiseSigma = 1.0;
     }
 
-    // "leading" for DPM-Solver divides by steps + 1 and drops the final 0.
-    private static double[] LeadingPlusOne(int last, int steps, int offset)
-    {
-        int ratio = last / (steps + 1);
-        var r = new double[steps];
-        for (int i = 0; i < steps; i++) r[i] = (double)(steps - i) * ratio + offset;
-        return r;
-    }
+    protected override bool RoundsKarrasTimesteps => Settings.Choice("beta_schedule", "scaled_linear", "linear", "squaredcos_cap_v2") != "squaredcos_cap_v2";
 
-    // lambda_min_clipped cuts the schedule where log-SNR falls below it (-inf: no cut).
-    private int LastTimestep()
-    {
-        double clip = Settings.Number("lambda_min_clipped");
-        int n = Table.TrainTimesteps;
-        if (double.IsNegativeInfinity(clip)) return n;
-        int clipped = 0;
-        for (int i = n - 1; i >= 0; i--)
-        {
-            double a = Table.AlphasCumprod[i];
-            double lambda = Math.Log(Math.Sqrt(a)) - Math.Log(Math.Sqrt(1 - a));
-            if (lambda < clip) clipped++;
-            else break;
-        }
-        return n - clipped;
-    }
-
-    private static (double Alpha, double Sigma) AlphaSigma(double sigma)
-    {
-        double alpha = 1 / Math.Sqrt(sigma * sigma + 1);
-        return (alpha, sigma * alpha);
-    }
+    protected override float FinalSigma(SigmaScheduleKind kind, float lastScheduleSigma) => ZeroOrTableMinimum();
 
     public override void Step(ReadOnlySpan<float> modelOutput, double timestep, Span<float> sample, StepNoise? noise = null)
     {
         int i = CurrentIndex(timestep);
         int count = TimestepArray.Length;
         bool lowerOrderFinal = i == count - 1 &&
-            (Settings.Bool("euler_at_final") || (Settings.Bool("lower_order_final") && count < 15) || Settings.Choice("final_sigmas_type", "zero", "sigma_min") == "zero");
+            (Settings.Bool("euler_at_final") || (Settings.Bool("lower_order_final") && count < 15) || ZeroOrTableMinimum() == 0f);
+        bool lowerOrderSecond = i == count - 2 && Settings.Bool("lower_order_final") && count < 15;
 
-        // Convert to the x0 prediction.
-        var (alphaS, sigmaS) = AlphaSigma(SigmaArray[i]);
-        var x0 = new float[sample.Length];
-        for (int k = 0; k < sample.Length; k++)
-        {
-            x0[k] = Prediction switch
-            {
-                PredictionType.Epsilon => (float)((sample[k] - sigmaS * modelOutput[k]) / alphaS),
-                PredictionType.VPrediction => (float)(alphaS * sample[k] - sigmaS * modelOutput[k]),
-                _ => modelOutput[k],
-            };
-        }
-        for (int o = 0; o < _solverOrder - 1; o++) _modelOutputs[o] = _modelOutputs[o + 1];
-        _modelOutputs[^1] = x0;
+        PushHistory(PredictData(modelOutput, sample, SigmaArray[i]));
+        var z = _sde ? DrawNoise(noise, sample.Length) : null;
 
-        var (alphaT, sigmaT) = AlphaSigma(SigmaArray[i + 1]);
-        double lambdaT = Math.Log(alphaT) - Math.Log(sigmaT);
-        double lambdaS0 = Math.Log(alphaS) - Math.Log(sigmaS);
-        double h = lambdaT - lambdaS0;
-        double ratio = sigmaT / sigmaS, expTerm = alphaT * (Math.Exp(-h) - 1.0);
-
-        if (_solverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
-        {
-            for (int k = 0; k < sample.Length; k++)
-                sample[k] = (float)(ratio * sample[k] - expTerm * x0[k]);
-        }
-        else
-        {
-            var (alphaS1, sigmaS1) = AlphaSigma(SigmaArray[i - 1]);
-            double lambdaS1 = Math.Log(alphaS1) - Math.Log(sigmaS1);
-            double r0 = (lambdaS0 - lambdaS1) / h;
-            var m1 = _modelOutputs[^2]!;
-            for (int k = 0; k < sample.Length; k++)
-            {
-                double d0 = x0[k], d1 = (1.0 / r0) * (x0[k] - m1[k]);
-                double value = _heun
-                    ? ratio * sample[k] - expTerm * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
-                    : ratio * sample[k] - expTerm * d0 - 0.5 * expTerm * d1;
-                sample[k] = (float)value;
-            }
-        }
-        if (_lowerOrderNums < _solverOrder) _lowerOrderNums++;
+        int order = SolverOrder == 1 || _lowerOrderNums < 1 || lowerOrderFinal ? 1
+            : SolverOrder == 2 || _lowerOrderNums < 2 || lowerOrderSecond ? 2
+            : 3;
+        Update(i, order, sample, z);
+        if (_lowerOrderNums < SolverOrder) _lowerOrderNums++;
         StepIndex = i + 1;
     }
 
-    public override void AddNoise(ReadOnlySpan<float> original, ReadOnlySpan<float> noise, double timestep, Span<float> destination)
+    private void Update(int i, int order, Span<float> sample, float[]? z)
     {
-        var (alpha, sigma) = AlphaSigma(SigmaArray[NoiseIndex(timestep)]);
-        for (int k = 0; k < original.Length; k++) destination[k] = (float)(alpha * original[k] + sigma * noise[k]);
+        double sigmaNext = SigmaArray[i + 1];
+        var (alphaT, sigmaT) = AlphaSigma(sigmaNext);
+        double lambdaT = Lambda(sigmaNext), lambda0 = Lambda(SigmaArray[i]);
+        double h = lambdaT - lambda0;
+        double ratio = sigmaT / AlphaSigma(SigmaArray[i]).Sigma;
+
+        // Coefficients of sample, D0, D1, D2 and the noise in x_t = a·x + b0·D0 + b1·D1 + b2·D2 + c·z.
+        double a, b0, b1 = 0, b2 = 0, c = 0;
+        if (_sde)
+        {
+            double e = Math.Exp(-2.0 * h);
+            a = ratio * Math.Exp(-h);
+            b0 = alphaT * (1 - e);
+            if (order == 2) b1 = _heun ? alphaT * ((1.0 - e) / (-2.0 * h) + 1.0) : 0.5 * alphaT * (1 - e);
+            if (order == 3)
+            {
+                b1 = alphaT * ((1.0 - e) / (-2.0 * h) + 1.0);
+                b2 = alphaT * ((1.0 - e - 2.0 * h) / Math.Pow(2.0 * h, 2) - 0.5);
+            }
+            c = sigmaT * Math.Sqrt(1.0 - e);
+        }
+        else
+        {
+            double em1 = Math.Exp(-h) - 1.0;
+            a = ratio;
+            b0 = -alphaT * em1;
+            if (order == 2) b1 = _heun ? alphaT * (em1 / h + 1.0) : -0.5 * alphaT * em1;
+            if (order == 3)
+            {
+                b1 = alphaT * (em1 / h + 1.0);
+                b2 = -alphaT * ((em1 + h) / (h * h) - 0.5);
+            }
+        }
+
+        var m0 = HistoryAt(0);
+        double[]? m1 = order >= 2 ? HistoryAt(1) : null, m2 = order == 3 ? HistoryAt(2) : null;
+        double r0 = 0, r1 = 0;
+        if (order >= 2)
+        {
+            double lambda1 = Lambda(SigmaArray[i - 1]);
+            r0 = (lambda0 - lambda1) / h;
+            if (order == 3) r1 = (lambda1 - Lambda(SigmaArray[i - 2])) / h;
+        }
+        for (int k = 0; k < sample.Length; k++)
+        {
+            double d1 = 0, d2 = 0;
+            if (order == 2) d1 = 1.0 / r0 * (m0[k] - m1![k]);
+            else if (order == 3)
+            {
+                double d10 = 1.0 / r0 * (m0[k] - m1![k]), d11 = 1.0 / r1 * (m1[k] - m2![k]);
+                d1 = d10 + r0 / (r0 + r1) * (d10 - d11);
+                d2 = 1.0 / (r0 + r1) * (d10 - d11);
+            }
+            double noiseTerm = z is null ? 0 : c * z[k];
+            sample[k] = (float)(a * sample[k] + b0 * m0[k] + b1 * d1 + b2 * d2 + noiseTerm);
+        }
     }
 }

@@ -6,26 +6,22 @@ public sealed class EulerDiscreteScheduler : SigmaScheduler
     public EulerDiscreteScheduler(SchedulerConfig config) : base(config, SchedulerDefaults.Euler)
     {
         Settings.Choice("interpolation_type", "linear");
-        Settings.Choice("timestep_type", "discrete");
+        _continuous = Settings.Choice("timestep_type", "discrete", "continuous") == "continuous" && Prediction == PredictionType.VPrediction;
         Settings.Choice("final_sigmas_type", "zero", "sigma_min");
-        Settings.RequireFalse("use_exponential_sigmas");
-        Settings.RequireFalse("use_beta_sigmas");
+        Settings.SigmaSchedule();
     }
+
+    // timestep_type "continuous" with v-prediction hands the model 0.25·ln(sigma) instead of t.
+    private readonly bool _continuous;
 
     protected override void ComputeTimesteps(int steps, double strength)
     {
-        var timesteps = EulerFamilyTimesteps(steps);
-        var sigmas = timesteps.Select(Table.InterpolateSigma).ToArray();
-        if (Settings.Bool("use_karras_sigmas"))
-        {
-            double min = Settings.NullableNumber("sigma_min") ?? sigmas[^1];
-            double max = Settings.NullableNumber("sigma_max") ?? sigmas[0];
-            sigmas = TimestepSpacing.KarrasSigmas(min, max, steps);
-            timesteps = sigmas.Select(s => (double)(float)Table.SigmaToTimestep(s)).ToArray();
-        }
+        var (timesteps, sigmas) = EulerFamilySchedule(steps, Settings.NullableNumber("sigma_min"), Settings.NullableNumber("sigma_max"));
         float last = Settings.Choice("final_sigmas_type", "zero", "sigma_min") == "sigma_min" ? Table.Sigmas[0] : 0f;
         SigmaArray = sigmas.Select(s => (float)s).Append(last).ToArray();
-        TimestepArray = timesteps;
+        TimestepArray = _continuous
+            ? SigmaArray[..^1].Select(s => (double)(0.25f * MathF.Log(s))).ToArray()
+            : timesteps.Select(t => (double)(float)t).ToArray();
         InitNoiseSigma = EulerFamilyInitNoiseSigma();
     }
 

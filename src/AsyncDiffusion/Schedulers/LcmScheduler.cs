@@ -28,19 +28,8 @@ public sealed class LcmScheduler : Scheduler
         return 0;
     }
 
-    protected override void ComputeTimesteps(int steps, double strength)
-    {
-        int original = Settings.Int("original_inference_steps");
-        int k = Table.TrainTimesteps / original;
-        int available = (int)(original * strength);
-        if (steps > available)
-            throw new AsyncDiffusionException(
-                $"{ClassName} can run at most {available} steps{(strength < 1 ? $" at strength {strength}" : "")} (original_inference_steps = {original}); got {steps}.");
-        // Origin schedule k−1, 2k−1, …, reversed, picked at floor(linspace(0, len, n, endpoint=False)).
-        var origin = Enumerable.Range(1, available).Select(i => i * k - 1).Reverse().ToArray();
-        var picks = TimestepSpacing.NumpyLinspace(0, origin.Length, steps, endpoint: false);
-        TimestepArray = picks.Select(p => (double)origin[(int)Math.Floor(p)]).ToArray();
-    }
+    protected override void ComputeTimesteps(int steps, double strength) =>
+        TimestepArray = ConsistencyTimesteps.Compute(Settings, Table.TrainTimesteps, steps, strength);
 
     public override void Step(ReadOnlySpan<float> modelOutput, double timestep, Span<float> sample, StepNoise? noise = null)
     {

@@ -8,31 +8,24 @@ namespace AsyncDiffusion.Schedulers;
 public sealed class LmsDiscreteScheduler : SigmaScheduler
 {
     private const int MaxOrder = 4;
-    private readonly List<float[]> _derivatives = new();
+    private List<float[]> _derivatives = new();
 
     public LmsDiscreteScheduler(SchedulerConfig config) : base(config, SchedulerDefaults.Lms)
     {
-        Settings.RequireFalse("use_exponential_sigmas");
-        Settings.RequireFalse("use_beta_sigmas");
+        Settings.SigmaSchedule();
     }
 
     protected override void ResetState()
     {
         base.ResetState();
-        _derivatives.Clear();
+        _derivatives = new();
     }
 
     protected override void ComputeTimesteps(int steps, double strength)
     {
-        var timesteps = EulerFamilyTimesteps(steps);
-        var sigmas = timesteps.Select(Table.InterpolateSigma).ToArray();
-        if (Settings.Bool("use_karras_sigmas"))
-        {
-            sigmas = TimestepSpacing.KarrasSigmas(sigmas[^1], sigmas[0], steps);
-            timesteps = sigmas.Select(s => (double)(float)Table.SigmaToTimestep(s)).ToArray();
-        }
+        var (timesteps, sigmas) = EulerFamilySchedule(steps);
         SigmaArray = sigmas.Select(s => (float)s).Append(0f).ToArray();
-        TimestepArray = timesteps;
+        TimestepArray = timesteps.Select(t => (double)(float)t).ToArray();
         InitNoiseSigma = EulerFamilyInitNoiseSigma();
     }
 

@@ -57,13 +57,25 @@ public sealed class NoiseSchedule
         }
     }
 
-    /// <summary>torch.linspace for float32: from the start up to the middle, from the end after it.</summary>
+    /// <summary>
+    /// torch.linspace for float32 as the CPU kernel of the torch builds diffusers runs on computes it
+    /// (torch 1.13, AVX2): 16-element blocks of two 8-lane vectors, each vector anchored at its first
+    /// index (start + step·i before the middle, end − step·(n − 1 − i) after it, multiply-add fused)
+    /// and filled by adding lane·step; the remainder element by element. This reproduces diffusers'
+    /// betas bit for bit (the textbook per-element formula differs by an ulp in 272 of SD's 1000).
+    /// </summary>
     private static float[] TorchLinspace(float start, float end, int steps)
     {
         var r = new float[steps];
         float step = (end - start) / (steps - 1);
         int half = steps / 2;
-        for (int i = 0; i < steps; i++)
+        int vectorized = steps / 16 * 16;
+        for (int c = 0; c < vectorized; c += 8)
+        {
+            float anchor = c < half ? MathF.FusedMultiplyAdd(step, c, start) : MathF.FusedMultiplyAdd(-step, steps - c - 1, end);
+            for (int lane = 0; lane < 8; lane++) r[c + lane] = MathF.FusedMultiplyAdd(lane, step, anchor);
+        }
+        for (int i = vectorized; i < steps; i++)
             r[i] = i < half ? start + step * i : end - step * (steps - i - 1);
         return r;
     }

@@ -11,7 +11,7 @@ public sealed class PndmScheduler : Scheduler
     private const int PndmOrder = 4;
     private readonly double _finalAlphaCumprod;
     private readonly bool _skipPrk;
-    private readonly List<float[]> _ets = new();
+    private List<float[]> _ets = new();
     private int[] _prkTimesteps = Array.Empty<int>();
     private int _counter;
     private double[]? _curModelOutput;
@@ -25,7 +25,7 @@ public sealed class PndmScheduler : Scheduler
 
     protected override void ResetState()
     {
-        _ets.Clear();
+        _ets = new();
         _counter = 0;
         _curModelOutput = null;
         _curSample = null;

@@ -80,7 +80,10 @@ public abstract class Scheduler
         return start;
     }
 
-    /// <summary>Steps per timestep entry (1 for all supported schedulers).</summary>
+    /// <summary>
+    /// Timestep entries per solver step, as diffusers' <c>scheduler.order</c>: 2 for Heun, DPM2 and
+    /// DPM2 a (two UNet calls per step), else 1. img2img skips this many entries per skipped step.
+    /// </summary>
     public virtual int Order => 1;
 
     public void SetBeginIndex(int index)
@@ -115,7 +118,22 @@ public abstract class Scheduler
 
     protected abstract void ComputeTimesteps(int steps, double strength);
 
+    /// <summary>
+    /// Clears per-run state. It must allocate fresh state objects rather than clear shared ones:
+    /// <see cref="CloneForRun"/> copies a configured scheduler member by member.
+    /// </summary>
     protected virtual void ResetState() { }
+
+    /// <summary>
+    /// A copy with the same schedule and fresh per-run state: a request's schedule is computed
+    /// once and every image of it runs on its own copy.
+    /// </summary>
+    public Scheduler CloneForRun()
+    {
+        var copy = (Scheduler)MemberwiseClone();
+        copy.ResetState();
+        return copy;
+    }
 
     protected void ValidateSteps(int steps)
     {

@@ -47,6 +47,11 @@ public sealed class SchedulerConfig
         ["timestep_scaling"] = Kind.Number,
         ["variance_type"] = Kind.NullableString,
         ["rescale_betas_zero_snr"] = Kind.Bool,
+        ["predict_x0"] = Kind.Bool,
+        ["disable_corrector"] = Kind.NumberArrayOrNull,
+        ["use_lu_lambdas"] = Kind.Bool,
+        ["use_flow_sigmas"] = Kind.Bool,
+        ["use_dynamic_shifting"] = Kind.Bool,
     };
 
     private readonly Dictionary<string, object?> _values;
@@ -132,14 +137,6 @@ public sealed class SchedulerConfig
             var t => t,
         };
         return With(key, value);
-    }
-
-    /// <summary>A copy whose missing keys take <paramref name="className"/>'s defaults (what diffusers stores after loading).</summary>
-    public SchedulerConfig WithDefaultsOf(string className)
-    {
-        var copy = new Dictionary<string, object?>(_values, StringComparer.Ordinal);
-        foreach (var (k, v) in SchedulerDefaults.For(className)) copy.TryAdd(k, v);
-        return new SchedulerConfig(Source, ClassName, copy);
     }
 
     /// <summary>The same values, labelled as belonging to another class (diffusers' <c>from_config</c>).</summary>

@@ -34,6 +34,17 @@ public sealed class SchedulerSettings
     /// <summary>timestep_spacing: leading, trailing or linspace.</summary>
     public string Spacing() => Choice("timestep_spacing", TimestepSpacing.Leading, TimestepSpacing.Trailing, TimestepSpacing.Linspace)!;
 
+    /// <summary>Which sigma schedule the use_karras/exponential/beta_sigmas flags pick (at most one may be set).</summary>
+    public SigmaScheduleKind SigmaSchedule()
+    {
+        var set = new List<(string Key, SigmaScheduleKind Kind)>();
+        foreach (var (key, kind) in new[] { ("use_karras_sigmas", SigmaScheduleKind.Karras), ("use_exponential_sigmas", SigmaScheduleKind.Exponential), ("use_beta_sigmas", SigmaScheduleKind.Beta) })
+            if (_config.Raw(key, _defaults) is true) set.Add((key, kind));
+        if (set.Count > 1)
+            throw new AsyncDiffusionException($"Scheduler config '{Source}': {string.Join(" and ", set.Select(s => s.Key))} are all true; at most one sigma schedule can be used.");
+        return set.Count == 1 ? set[0].Kind : SigmaScheduleKind.Interpolated;
+    }
+
     /// <summary>Rejects a boolean feature this implementation does not have, instead of silently ignoring it.</summary>
     public void RequireFalse(string key)
     {

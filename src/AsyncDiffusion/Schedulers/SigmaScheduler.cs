@@ -1,7 +1,8 @@
 namespace AsyncDiffusion.Schedulers;
 
 /// <summary>
-/// Base of the schedulers that step in sigma space (Euler, Euler Ancestral, LMS, DPM-Solver++):
+/// Base of the schedulers that step in sigma space (the Euler family, Heun, DPM2, and the
+/// DPM-Solver/UniPC/DEIS exponential integrators):
 /// a sigma per timestep plus a final one, and a step index fixed on the first call (from the
 /// begin index, else by finding the timestep, taking the second match when it occurs twice).
 /// </summary>
@@ -51,6 +52,22 @@ public abstract class SigmaScheduler : Scheduler
             _ => TimestepSpacing.TrailingDescending(n, steps),
         };
         return t.Select(x => (double)(float)x).ToArray();
+    }
+
+    /// <summary>
+    /// The Euler family's schedule (Euler, LMS, Heun, DPM2, DPM2 a): spaced float32 timesteps and
+    /// the table's sigmas interpolated there; with a Karras, exponential or beta schedule, sigmas
+    /// from that formula between the spaced extremes (or the config's sigma_min/sigma_max where the
+    /// class has them) and timesteps mapped back through the log-sigma table, unrounded.
+    /// </summary>
+    protected (double[] Timesteps, double[] Sigmas) EulerFamilySchedule(int steps, double? sigmaMin = null, double? sigmaMax = null)
+    {
+        var timesteps = EulerFamilyTimesteps(steps);
+        var sigmas = timesteps.Select(Table.InterpolateSigma).ToArray();
+        var kind = Settings.SigmaSchedule();
+        if (kind == SigmaScheduleKind.Interpolated) return (timesteps, sigmas);
+        sigmas = SigmaSchedules.Create(kind, sigmaMin ?? sigmas[^1], sigmaMax ?? sigmas[0], steps);
+        return (sigmas.Select(Table.SigmaToTimestep).ToArray(), sigmas);
     }
 
     /// <summary>init_noise_sigma of the Euler family: max sigma, or sqrt(max² + 1) for "leading" (in float32).</summary>

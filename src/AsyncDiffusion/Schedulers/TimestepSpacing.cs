@@ -55,13 +55,4 @@ internal static class TimestepSpacing
         Array.Reverse(l);
         return round ? l.Select(x => Math.Round(x)).ToArray() : l;
     }
-
-    /// <summary>Karras et al. (2022) sigmas, rho = 7, from sigma_max down to sigma_min.</summary>
-    public static double[] KarrasSigmas(double sigmaMin, double sigmaMax, int n)
-    {
-        const double rho = 7.0;
-        var ramp = NumpyLinspace(0, 1, n);
-        double minInvRho = Math.Pow(sigmaMin, 1 / rho), maxInvRho = Math.Pow(sigmaMax, 1 / rho);
-        return ramp.Select(x => Math.Pow(maxInvRho + x * (minInvRho - maxInvRho), rho)).ToArray();
-    }
 }

@@ -30,6 +30,24 @@ public class GenerateCommandTests
         Assert.True(3 == Directory.GetFiles(dir.Path).Length, string.Join("\n", Directory.GetFiles(dir.Path)));
     }
 
+    [Fact]
+    public void ProfileWritesEachComponentsOperatorTraceAndASummaryWithConvRatesAndAMemoryTimeline()
+    {
+        using var dir = new TempFolder();
+        string profile = Path.Combine(dir.Path, "profile");
+        var (code, _, error) = Run("generate", "profiled", "--model", TinyModels.Folder(), "--steps", "2", "--seed", "1", "--scheduler", "Euler", "--out", dir.Path, "--json",
+            "--profile", profile);
+        Assert.True(code == 0, error);
+        Assert.True(File.Exists(Path.Combine(profile, "unet-profile.json")));
+        Assert.True(File.Exists(Path.Combine(profile, "text_encoder-profile.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(profile, "profile-summary.json")));
+        var conv = doc.RootElement.GetProperty("operators").EnumerateArray()
+            .Single(o => o.GetProperty("component").GetString() == "unet" && o.GetProperty("op_type").GetString() == "Conv");
+        Assert.True(conv.GetProperty("g_flop").GetDouble() > 0);
+        var stages = doc.RootElement.GetProperty("memory_timeline").EnumerateArray().Select(m => m.GetProperty("stage").GetString()).ToList();
+        Assert.Equal(["start", "model loaded", "prompt encoded", "image 1 step 1/2", "image 1 step 2/2", "image 1 decoded"], stages);
+    }
+
     [Theory]
     [InlineData("--size", "65x64", "width is 65")]
     [InlineData("--steps", "0", "steps is 0")]

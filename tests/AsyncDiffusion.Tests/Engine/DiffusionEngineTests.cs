@@ -3,6 +3,7 @@ using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Pipelines;
+using AsyncDiffusion.Tests.Doubles;
 using AsyncDiffusion.Tests.Models;
 using AsyncDiffusion.Tests.Pipelines;
 
@@ -39,12 +40,13 @@ public sealed class DiffusionEngineTests : IDisposable
     }
 
     [Theory]
-    [InlineData(1, 4)]
-    [InlineData(2, 2)]
-    [InlineData(2, 1)]
-    public async Task ConcurrentMixedRequestsMatchTheSyncPipeline(int streams, int maxBatch)
+    [InlineData(1, 4, true)]
+    [InlineData(2, 2, true)]
+    [InlineData(2, 1, true)]
+    [InlineData(2, 2, false)]
+    public async Task ConcurrentMixedRequestsMatchTheSyncPipeline(int streams, int maxBatch, bool exclusiveCompute)
     {
-        using var engine = new DiffusionEngine(_model, new EngineOptions { Streams = streams, MaxBatch = maxBatch, MaxJobs = 64 });
+        using var engine = new DiffusionEngine(_model, new EngineOptions { Streams = streams, MaxBatch = maxBatch, MaxJobs = 64, ExclusiveCompute = exclusiveCompute });
         var requests = MixedRequests().ToArray();
         var jobs = requests.Select(engine.Submit).ToArray();
         var results = await Task.WhenAll(jobs.Select(j => j.Completion)).WaitAsync(Patience);
@@ -86,6 +88,31 @@ public sealed class DiffusionEngineTests : IDisposable
         Assert.True(events.FindLastIndex(e => e is JobStep) < events.FindLastIndex(e => e is JobImageReady));
         Assert.Equal(JobState.Succeeded, job.State);
         Assert.Equal(6, job.StepsDone);
+    }
+
+    [Fact]
+    public async Task EveryWatcherSeesEveryEventAndLateWatchersGetTheHistoryFirst()
+    {
+        using var engine = new DiffusionEngine(_model, new EngineOptions());
+        var job = engine.Submit(new GenerationRequest { Prompt = "x", Steps = 4, Seed = 3, Scheduler = "Euler" });
+        using var timeout = new CancellationTokenSource(Patience);
+        async Task<List<JobEvent>> Collect()
+        {
+            var list = new List<JobEvent>();
+            await foreach (var e in job.ReadEventsAsync(timeout.Token)) list.Add(e);
+            return list;
+        }
+        var first = Collect();
+        var second = Collect();
+        await job.Completion.WaitAsync(Patience);
+        var late = await Collect(); // subscribes after the end: the whole history, then completes
+
+        var a = await first;
+        Assert.Equal(a, await second);
+        Assert.Equal(a, late);
+        Assert.IsType<JobQueued>(a[0]);
+        Assert.Equal(4, a.OfType<JobStep>().Count());
+        Assert.IsType<JobFinished>(a[^1]);
     }
 
     [Fact]
@@ -172,7 +199,7 @@ public sealed class DiffusionEngineTests : IDisposable
         var bad = engine.Submit(new GenerationRequest { Prompt = "bad", Steps = 20, Seed = 9, Scheduler = "DDIM" });
         good.Add(engine.Submit(new GenerationRequest { Prompt = "ok", Steps = 20, InitImage = init, Strength = 0.4, Seed = 5, Scheduler = "Euler" }));
         await Task.WhenAll(good.Select(j => j.Completion)).WaitAsync(Patience);
-        var error = await Assert.ThrowsAsync<AsyncDiffusionException>(() => bad.Completion.WaitAsync(Patience));
+        var error = await Assert.ThrowsAsync<GenerationFailedException>(() => bad.Completion.WaitAsync(Patience));
         Assert.Contains("NaN", error.Message);
         Assert.Equal(JobState.Failed, bad.State);
         Assert.All(good, j => Assert.Equal(JobState.Succeeded, j.State));

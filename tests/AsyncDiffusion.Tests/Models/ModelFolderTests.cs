@@ -108,7 +108,7 @@ public class ModelFolderTests
         var (image, shape) = decoder.Decode(new float[4 * 16 * 16], [1, 4, 16, 16]);
         Assert.Equal(new long[] { 1, 3, 32, 32 }, shape);
 
-        using var encoder = VaeEncoder.Load(Path.Combine(root, "vae_encoder"), SessionSettings.Default);
+        using var encoder = VaeEncoder.Load(Path.Combine(root, "vae_encoder"), SessionSettings.Default, scalingFactor: 0.18215);
         Assert.Equal(VaeEncoderOutput.LatentSample, encoder.Output);
         var (latent, latentShape) = encoder.Encode(image, shape);
         Assert.Equal(new long[] { 1, 4, 16, 16 }, latentShape);
@@ -118,13 +118,13 @@ public class ModelFolderTests
     [Fact]
     public void MissingFolderAndMissingComponentsAreClearErrors()
     {
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open("/no/such/model"));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open("/no/such/model"));
         Assert.Contains("does not exist", e.Message);
 
         using var dir = new TempFolder();
         CopyFolder(TinyModels.Folder(), dir.Path);
         Directory.Delete(Path.Combine(dir.Path, "unet"), recursive: true);
-        e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(dir.Path));
+        e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(dir.Path));
         Assert.Contains("no unet/ folder", e.Message);
     }
 
@@ -136,7 +136,7 @@ public class ModelFolderTests
         string vae = Path.Combine(dir.Path, "vae_decoder", "model.onnx");
         var bytes = File.ReadAllBytes(vae);
         File.WriteAllBytes(vae, bytes[..(bytes.Length / 3)]);
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(dir.Path));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(dir.Path));
         Assert.Contains(vae, e.Message);
         Assert.Contains("could not be loaded", e.Message);
     }
@@ -150,7 +150,7 @@ public class ModelFolderTests
         SyntheticModelWriter.Write(Path.Combine(dir.Path, "other"), wide);
         Directory.Delete(Path.Combine(dir.Path, "model", "text_encoder"), recursive: true);
         CopyFolder(Path.Combine(dir.Path, "other", "text_encoder"), Path.Combine(dir.Path, "model", "text_encoder"));
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(Path.Combine(dir.Path, "model")));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(Path.Combine(dir.Path, "model")));
         Assert.Contains("32-wide", e.Message);
         Assert.Contains("48", e.Message);
     }
@@ -161,7 +161,7 @@ public class ModelFolderTests
         using var dir = new TempFolder();
         CopyFolder(TinyModels.Folder(), dir.Path);
         Directory.CreateDirectory(Path.Combine(dir.Path, "text_encoder_2"));
-        var e = Assert.Throws<AsyncDiffusionException>(() => ModelFolder.Open(dir.Path));
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(dir.Path));
         Assert.Contains("SDXL", e.Message);
         Assert.Contains("SD 1.x and 2.x", e.Message);
     }
@@ -175,6 +175,47 @@ public class ModelFolderTests
         Assert.Contains("not empty", e.Message);
         Assert.Equal("mine", File.ReadAllText(marker));
         Assert.Single(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public void InpaintingUNetFoldersOpenWithTheirContract()
+    {
+        using var model = ModelFolder.Open(TinyModels.Folder("optimum", preset: "tiny-inpaint"));
+        Assert.True(model.UNet.IsInpainting);
+        Assert.Equal(9, model.UNet.InputChannels);
+        Assert.Equal(4, model.LatentChannels);
+        Assert.Equal("ORTStableDiffusionInpaintPipeline", model.PipelineClass);
+        var sample = new float[9 * 64];
+        var output = model.UNet.Predict(sample, [1, 9, 8, 8], [500], new float[77 * 32], [1, 77, 32]);
+        Assert.Equal(4 * 64, output.Length);
+    }
+
+    [Fact]
+    public void InpaintingUNetWithoutVaeEncoderAndOtherChannelCountsAreRefused()
+    {
+        using var dir = new TempFolder();
+        string folder = Path.Combine(dir.Path, "no-encoder");
+        CopyFolder(TinyModels.Folder("optimum", preset: "tiny-inpaint"), folder);
+        Directory.Delete(Path.Combine(folder, "vae_encoder"), recursive: true);
+        var e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(folder));
+        Assert.Contains("inpainting UNet", e.Message);
+        Assert.Contains("vae_encoder", e.Message);
+
+        string pix2pix = Path.Combine(dir.Path, "pix2pix");
+        SyntheticModelWriter.Write(pix2pix, SyntheticPreset.Tiny with { UNet = SyntheticPreset.Tiny.UNet with { InChannels = 8 } }, ContractVintage.Optimum);
+        e = Assert.Throws<ModelFolderException>(() => ModelFolder.Open(pix2pix));
+        Assert.Contains("8 input channels", e.Message);
+        Assert.Contains("InstructPix2Pix", e.Message);
+    }
+
+    [Fact]
+    public void Sd15InpaintIsSd15WithANineChannelConvIn()
+    {
+        static long Parameters(global::Onnx.GraphProto g) => g.Initializer.Sum(t => t.Dims.Aggregate(1L, (a, b) => a * b));
+        var inpaint = SyntheticModelWriter.UNetShapes(SyntheticPreset.Sd15Inpaint);
+        Assert.Equal(9, inpaint.Input[0].Type.TensorType.Shape.Dim[1].DimValue);
+        Assert.Equal(4, inpaint.Output[0].Type.TensorType.Shape.Dim[1].DimValue);
+        Assert.Equal(5 * 320 * 3 * 3, Parameters(inpaint) - Parameters(SyntheticModelWriter.UNetShapes(SyntheticPreset.Sd15)));
     }
 
     private static void RunAllComponents(ModelFolder model)

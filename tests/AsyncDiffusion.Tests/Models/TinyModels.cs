@@ -8,15 +8,15 @@ public static class TinyModels
     private static readonly string Root = Directory.CreateTempSubdirectory("asyncdiffusion-models-").FullName;
     private static readonly Dictionary<string, string> Written = new();
 
-    public static string Folder(string vintage = "optimum-1.24", bool half = false, ulong seed = 0)
+    public static string Folder(string vintage = "optimum-1.24", bool half = false, ulong seed = 0, string preset = "tiny")
     {
-        string key = $"{vintage}-{(half ? "fp16" : "fp32")}-{seed}";
+        string key = $"{(preset == "tiny" ? "" : preset + "-")}{vintage}-{(half ? "fp16" : "fp32")}-{seed}";
         lock (Written)
         {
             if (!Written.TryGetValue(key, out var path))
             {
                 path = Path.Combine(Root, key);
-                SyntheticModelWriter.Write(path, SyntheticPreset.Tiny, ContractVintage.Parse(vintage), half, seed);
+                SyntheticModelWriter.Write(path, SyntheticPreset.Parse(preset), ContractVintage.Parse(vintage), half, seed);
                 Written[key] = path;
             }
             return path;

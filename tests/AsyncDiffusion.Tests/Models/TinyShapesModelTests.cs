@@ -74,8 +74,42 @@ public class TinyShapesModelTests(Xunit.Abstractions.ITestOutputHelper log)
         string text = System.Text.Encoding.Latin1.GetString(shipped);
         string renamed = text.Replace("\"conv_in.weight\"", "\"conv_xx.weight\"");
         var weights = SafeTensors.Parse(System.Text.Encoding.Latin1.GetBytes(renamed), "edited.safetensors");
-        var e = Assert.Throws<AsyncDiffusionException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), weights));
-        Assert.Contains("'edited.safetensors' has no tensor 'conv_in.weight'", e.Message);
+        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), weights));
+        Assert.Contains("the weights in 'edited.safetensors' have no tensor 'conv_in.weight' (unet, shape [32, 4, 3, 3])", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+    }
+
+    [Fact]
+    public void WeightsWithLinearLayersStoredInOutAreRefusedNamingTheShapes()
+    {
+        // The training tool's earlier export stored Linear weights [in, out]; a square one would bind
+        // silently transposed, so every shape is checked, not just the element count.
+        using var dir = new TempFolder();
+        var shipped = TinyShapesModel.BuiltInWeights;
+        string file = Path.Combine(dir.Path, "old-layout.safetensors");
+        Checkpoints.SafeTensorsWriter.Write(file, shipped.Names.Select(name =>
+        {
+            var (shape, values) = shipped[name];
+            return new Checkpoints.FakeTensor(name, "F16", name == "time_embedding.linear_1.weight" ? [shape[1], shape[0]] : shape, values);
+        }));
+        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), SafeTensors.Load(file)));
+        Assert.Contains("tensor 'time_embedding.linear_1.weight' has shape [32, 128]; unet needs [128, 32]", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+    }
+
+    [Fact]
+    public void WeightsWithATensorTheGraphsDoNotUseAreRefused()
+    {
+        using var dir = new TempFolder();
+        var shipped = TinyShapesModel.BuiltInWeights;
+        string file = Path.Combine(dir.Path, "extra.safetensors");
+        Checkpoints.SafeTensorsWriter.Write(file, shipped.Names.Select(name =>
+        {
+            var (shape, values) = shipped[name];
+            return new Checkpoints.FakeTensor(name, "F16", shape, values);
+        }).Append(new Checkpoints.FakeTensor("up_blocks.2.resnets.0.conv1.bias", "F16", [32], new float[32])));
+        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), SafeTensors.Load(file)));
+        Assert.Contains("has 1 tensor(s) the graphs do not use, e.g. 'up_blocks.2.resnets.0.conv1.bias'", e.Message);
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
     }
 

@@ -4,6 +4,7 @@ using AsyncDiffusion.Models.Synthetic;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Randomness;
 using AsyncDiffusion.Schedulers;
+using AsyncDiffusion.Tests.Doubles;
 using AsyncDiffusion.Tests.Models;
 
 namespace AsyncDiffusion.Tests.Pipelines;
@@ -170,7 +171,7 @@ public sealed class PipelineMathTests : IDisposable
         return trajectory;
     }
 
-    private static void AssertClose(float[] expected, float[] got, string what)
+    internal static void AssertClose(float[] expected, float[] got, string what)
     {
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-4 + 1e-4 * Math.Abs(expected[i]), $"{what}[{i}]: expected {expected[i]}, got {got[i]}");
@@ -178,7 +179,7 @@ public sealed class PipelineMathTests : IDisposable
 
     internal static RgbImage InitImage()
     {
-        var chw = TaesdTests.TestImage("photo");
+        var chw = TestPatterns.Chw("photo", 128);
         var image = RgbImage.Create(128, 128);
         for (int i = 0; i < 128 * 128; i++)
             for (int c = 0; c < 3; c++) image.Pixels[i * 3 + c] = (byte)Math.Round(chw[c * 128 * 128 + i] * 255);

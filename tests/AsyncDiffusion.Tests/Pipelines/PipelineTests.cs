@@ -1,3 +1,4 @@
+using AsyncDiffusion.Diagnostics;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Pipelines;
@@ -34,8 +35,8 @@ public sealed class PipelineTests : IDisposable
     [Fact]
     public void UnknownSchedulerAndBadStrengthAreRejected()
     {
-        var e = Assert.Throws<AsyncDiffusionException>(() => _pipeline.Generate(new GenerationRequest { Prompt = "x", Steps = 4, Scheduler = "Heun" }));
-        Assert.Contains("Unknown scheduler 'Heun'", e.Message);
+        var e = Assert.Throws<AsyncDiffusionException>(() => _pipeline.Generate(new GenerationRequest { Prompt = "x", Steps = 4, Scheduler = "DPM fast" }));
+        Assert.Contains("Unknown scheduler 'DPM fast'", e.Message);
         var init = RgbImage.Create(64, 64);
         e = Assert.Throws<AsyncDiffusionException>(() => _pipeline.Generate(new GenerationRequest { Prompt = "x", Steps = 4, InitImage = init, Strength = 1.5 }));
         Assert.Contains("strength is 1.5", e.Message);

@@ -17,19 +17,24 @@ public class SchedulerConfigTests
     }
 
     [Fact]
-    public void SwitchingSchedulerInheritsTheModelConfigLikeFromConfig()
+    public void SwitchingSchedulerTakesOnlyTheKeysTheModelFileSetsLikeFromConfig()
     {
-        // PNDM's registered "leading" spacing and steps_offset = 1 carry over to Euler a,
-        // whose own default would be "linspace".
+        // SD 1.5's file sets steps_offset = 1 but no timestep_spacing: diffusers' from_config drops
+        // the PNDM defaults it filled in (_use_default_values), so Euler a runs with its own "linspace".
         var config = SchedulerConfig.Parse(Sd15, "sd15");
         var eulerA = SchedulerRegistry.Create("Euler a", config);
         eulerA.SetTimesteps(4);
         Assert.IsType<EulerAncestralDiscreteScheduler>(eulerA);
-        Assert.Equal(new double[] { 751, 501, 251, 1 }, eulerA.Timesteps);
+        Assert.Equal(new double[] { 999, 666, 333, 0 }, eulerA.Timesteps);
 
-        var standalone = SchedulerRegistry.Instantiate(SchedulerDefaults.EulerAncestral, SchedulerConfig.Empty(SchedulerDefaults.EulerAncestral));
-        standalone.SetTimesteps(4);
-        Assert.Equal(new double[] { 999, 666, 333, 0 }, standalone.Timesteps);
+        // A file that states its spacing hands it on, with its steps_offset.
+        var stated = SchedulerConfig.Parse(Sd15.Replace("\"steps_offset\": 1,", "\"steps_offset\": 1, \"timestep_spacing\": \"leading\","), "sd15 with spacing");
+        var leading = SchedulerRegistry.Create("Euler a", stated);
+        leading.SetTimesteps(4);
+        Assert.Equal(new double[] { 751, 501, 251, 1 }, leading.Timesteps);
+
+        // The file's betas are inherited either way (Euler a's own default is linear 0.0001..0.02).
+        Assert.Equal(SchedulerRegistry.CreateDefault(config).Table.AlphasCumprod, eulerA.Table.AlphasCumprod);
     }
 
     [Theory]
@@ -43,6 +48,17 @@ public class SchedulerConfigTests
     [InlineData("LMS Karras", typeof(LmsDiscreteScheduler))]
     [InlineData("lcm", typeof(LcmScheduler))]
     [InlineData("DDPM", typeof(DdpmScheduler))]
+    [InlineData("Heun", typeof(HeunDiscreteScheduler))]
+    [InlineData("DPM2 a Karras", typeof(KDpm2AncestralDiscreteScheduler))]
+    [InlineData("k_dpm_2", typeof(KDpm2DiscreteScheduler))]
+    [InlineData("DPM++ 2M SDE Karras", typeof(DpmSolverMultistepScheduler))]
+    [InlineData("dpmpp_3m_sde_exponential", typeof(DpmSolverMultistepScheduler))]
+    [InlineData("DPM++ 2S a Karras", typeof(DpmSolverSinglestepScheduler))]
+    [InlineData("DPM++ SDE", typeof(DpmSolverSinglestepScheduler))]
+    [InlineData("UniPC", typeof(UniPcMultistepScheduler))]
+    [InlineData("DEIS Beta", typeof(DeisMultistepScheduler))]
+    [InlineData("Euler SGM Uniform", typeof(EulerDiscreteScheduler))]
+    [InlineData("TCDScheduler", typeof(TcdScheduler))]
     public void RegistryResolvesTheNamesUsersType(string name, Type type) =>
         Assert.IsType(type, SchedulerRegistry.Create(name, SchedulerConfig.Parse(Sd15, "sd15")));
 
@@ -63,7 +79,83 @@ public class SchedulerConfigTests
         var e = Assert.Throws<AsyncDiffusionException>(() => SchedulerRegistry.Create("Heun++", SchedulerConfig.Parse(Sd15, "sd15")));
         Assert.Contains("'Heun++'", e.Message);
         Assert.Contains("Euler a", e.Message);
-        Assert.Contains("DPM++ 2M Karras", e.Message);
+        Assert.Contains("DPM++ 2M SDE", e.Message);
+        Assert.Contains("Karras", e.Message);
+    }
+
+    [Fact]
+    public void AScheduleTypeTheSamplerLacksNamesWhatItTakes()
+    {
+        var e = Assert.Throws<AsyncDiffusionException>(() => SchedulerRegistry.Create("Euler a Karras", SchedulerConfig.Parse(Sd15, "sd15")));
+        Assert.Contains("'Euler a' has no schedule type 'Karras'", e.Message);
+        Assert.Contains("Automatic, Uniform, SGM Uniform, Simple", e.Message);
+
+        e = Assert.Throws<AsyncDiffusionException>(() => SchedulerRegistry.Resolve("DPM++ 2M", "Align Your Steps"));
+        Assert.Contains("Unknown schedule type 'Align Your Steps'", e.Message);
+        Assert.Contains("Exponential", e.Message);
+        e = Assert.Throws<AsyncDiffusionException>(() => SchedulerRegistry.Resolve("LCM", "Beta"));
+        Assert.Contains("'LCM' has no schedule type 'Beta'", e.Message);
+    }
+
+    [Fact]
+    public void SeparateSamplerAndScheduleTypeMeanTheCombinedName()
+    {
+        var separate = SchedulerRegistry.Resolve("DPM++ 2M SDE", "Exponential");
+        var combined = SchedulerRegistry.Resolve("DPM++ 2M SDE Exponential");
+        Assert.Equal("DPM++ 2M SDE Exponential", separate.Name);
+        Assert.Equal(combined.Name, separate.Name);
+        Assert.Equal(combined.Overrides, separate.Overrides);
+        Assert.Equal("sde-dpmsolver++", separate.Overrides["algorithm_type"]);
+        Assert.Equal(true, separate.Overrides["use_exponential_sigmas"]);
+        Assert.Same(SchedulerRegistry.Resolve("Euler"), SchedulerRegistry.Resolve("Euler", "Automatic"));
+    }
+
+    [Fact]
+    public void EverySamplerRunsWithEveryScheduleTypeItLists()
+    {
+        var config = SchedulerConfig.Parse(Sd15, "sd15");
+        foreach (var sampler in SchedulerRegistry.Entries)
+            foreach (var type in SchedulerRegistry.ScheduleTypesFor(sampler))
+            {
+                var entry = SchedulerRegistry.Resolve(sampler.Name, type.Label);
+                var s = SchedulerRegistry.Create(entry.Name, config);
+                if (s is IEtaScheduler stochastic) stochastic.Eta = 0.3;
+                s.SetTimesteps(4);
+                var x = Enumerable.Range(0, 16).Select(k => MathF.Sin(k) * (float)s.InitNoiseSigma).ToArray();
+                var scaled = new float[16];
+                var eps = new float[16];
+                foreach (var t in s.Timesteps)
+                {
+                    s.ScaleModelInput(x, t, scaled);
+                    for (int k = 0; k < 16; k++) eps[k] = 0.1f * scaled[k] + 0.01f * k;
+                    s.Step(eps, t, x, z => z.Fill(0.5f));
+                }
+                Assert.True(x.All(float.IsFinite), $"{entry.Name}: the latents are not finite after {s.Timesteps.Count} calls");
+            }
+    }
+
+    [Fact]
+    public void MultiCallSchedulersListEveryModelCallAsATimestep()
+    {
+        var config = SchedulerConfig.Parse(Sd15, "sd15");
+        foreach (var name in new[] { "Heun", "DPM2", "DPM2 a" })
+        {
+            var s = SchedulerRegistry.Create(name, config);
+            s.SetTimesteps(4);
+            Assert.Equal(7, s.Timesteps.Count); // 2n − 1 model calls
+            Assert.Equal(2, s.Order);
+            var img2img = SchedulerRegistry.Create(name, config);
+            Assert.Equal(4, img2img.SetTimestepsForStrength(4, 0.5)); // two solver steps skipped = four calls
+            Assert.Equal(4, img2img.BeginIndex);
+        }
+    }
+
+    [Fact]
+    public void UniPcBh1WithAZeroFinalSigmaIsRefused()
+    {
+        var config = SchedulerConfig.Parse(Sd15, "sd15").WithText("solver_type", "bh1");
+        var e = Assert.Throws<AsyncDiffusionException>(() => SchedulerRegistry.Create("UniPC bh2", config));
+        Assert.Contains("final_sigmas_type is \"zero\" with solver_type \"bh1\"", e.Message);
     }
 
     [Fact]
@@ -100,9 +192,9 @@ public class SchedulerConfigTests
     [Fact]
     public void UnimplementedSchedulerClassIsAClearError()
     {
-        var config = SchedulerConfig.Parse("""{"_class_name": "UniPCMultistepScheduler"}""", "cfg.json");
+        var config = SchedulerConfig.Parse("""{"_class_name": "DPMSolverSDEScheduler"}""", "cfg.json");
         var e = Assert.Throws<AsyncDiffusionException>(() => SchedulerRegistry.CreateDefault(config));
-        Assert.Contains("UniPCMultistepScheduler", e.Message);
+        Assert.Contains("DPMSolverSDEScheduler", e.Message);
         Assert.Contains("Euler a", e.Message);
     }
 

@@ -245,7 +245,9 @@ public sealed class ServerTests : IAsyncLifetime
     public async Task HealthReadyAndMetrics()
     {
         Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/health")).StatusCode);
-        Assert.Contains("\"status\":\"ready\"", await Http.GetStringAsync("/ready"));
+        string ready = await Http.GetStringAsync("/ready");
+        Assert.Contains("\"status\":\"ready\"", ready);
+        Assert.Contains("\"why\":", ready); // the engine configuration and the reason for it
         await Http.PostAsync("/sdapi/v1/txt2img", Json("""{"prompt": "x", "steps": 2}"""));
         string metrics = await Http.GetStringAsync("/metrics");
         Assert.Contains("asyncdiffusion_queue_depth", metrics);

@@ -1,7 +1,8 @@
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Server;
-using AsyncDiffusion.Server.Hosting;
+using AsyncDiffusion.Server.Catalog;
+using AsyncDiffusion.Server.Configuration;
 using AsyncDiffusion.Tests.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;

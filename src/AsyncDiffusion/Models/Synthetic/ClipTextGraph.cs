@@ -1,3 +1,4 @@
+using AsyncDiffusion.Onnx.Graphs;
 using Onnx;
 
 namespace AsyncDiffusion.Models.Synthetic;

@@ -1,3 +1,5 @@
+using AsyncDiffusion.Onnx.Graphs;
+
 namespace AsyncDiffusion.Models.Synthetic;
 
 /// <summary>A real Stable Diffusion architecture to write with random weights, and the scheduler config it ships with.</summary>
@@ -83,7 +85,26 @@ public sealed record SyntheticPreset(
     public static SyntheticPreset Turbo { get; } = new("turbo", "SD-Turbo style: SD 2.1 architecture at 512x512, trailing Euler",
         ClipTextConfig.Sd2, UNetConfig.Sd2 with { SampleSize = 64 }, VaeConfig.Sd, TurboScheduler, "!");
 
-    public static IReadOnlyList<SyntheticPreset> All { get; } = [Tiny, Sd15, Sd21, Turbo];
+    /// <summary>The tiny model with an inpainting UNet: 9 input channels (latents, mask, masked-image latents), 4 out.</summary>
+    public static SyntheticPreset TinyInpaint { get; } = Tiny with
+    {
+        Name = "tiny-inpaint",
+        Description = "tiny SD 1.x-shaped inpainting model for tests (64x64 images, 9-channel UNet)",
+        UNet = Tiny.UNet with { InChannels = 9 },
+    };
+
+    /// <summary>Stable Diffusion 1.5 inpainting: SD 1.5 with conv_in taking 9 channels (859,535,364 UNet parameters).</summary>
+    public static SyntheticPreset Sd15Inpaint { get; } = Sd15 with
+    {
+        Name = "sd15-inpaint",
+        Description = "Stable Diffusion 1.5 inpainting architecture (512x512, 9-channel UNet)",
+        UNet = UNetConfig.Sd15 with { InChannels = 9 },
+    };
+
+    /// <summary>Whether the UNet is an inpainting UNet (latents, mask and masked-image latents in).</summary>
+    public bool IsInpainting => UNet.InChannels == 2 * UNet.OutChannels + 1;
+
+    public static IReadOnlyList<SyntheticPreset> All { get; } = [Tiny, Sd15, Sd21, Turbo, TinyInpaint, Sd15Inpaint];
 
     public static SyntheticPreset Parse(string name) =>
         All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))

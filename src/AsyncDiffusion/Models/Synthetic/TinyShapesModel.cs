@@ -1,24 +1,22 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
+using AsyncDiffusion.Onnx.Graphs;
 
 namespace AsyncDiffusion.Models.Synthetic;
-
-/// <summary>What <see cref="TinyShapesModel.Write"/> wrote.</summary>
-public sealed record TinyShapesSummary(string Folder, IReadOnlyDictionary<string, long> Parameters, long Bytes, TimeSpan Elapsed);
 
 /// <summary>
 /// The built-in text-to-image model: a small UNet and CLIP-style text encoder trained (by
 /// tools/train-tiny-model) on a procedural world of flat shapes on coloured backgrounds, with
-/// TAESD as its VAE. Its weights ship with the library; this writes them into a diffusers-ONNX
-/// folder through the same graph builder as the synthetic presets, so the model runs through
-/// exactly the contract, pipelines and schedulers of a real SD 1.x export.
+/// TAESD as its VAE. Its weights ship with the library as a state dict (diffusers/transformers
+/// names, PyTorch layout); <see cref="ModelWriter"/> binds them into a diffusers-ONNX folder like
+/// any other weights, so the model runs through exactly the contract, pipelines and schedulers of
+/// a real SD 1.x export.
 /// </summary>
 public static class TinyShapesModel
 {
     public const string Name = "tiny-shapes";
 
     /// <summary>model_index.json key that marks folders written here.</summary>
-    public const string MarkerKey = "asyncdiffusion_builtin";
+    public const string MarkerKey = ModelFolder.BuiltInMarkerKey;
 
     /// <summary>
     /// The classifier-free guidance it is made for (written to model_index.json). Measured on held-out
@@ -34,7 +32,15 @@ public static class TinyShapesModel
     public static ClipTextConfig TextEncoder { get; } = new(49408, 32, 2, 4, 128, 77, true);
     public static UNetConfig UNet { get; } = new([32, 64], [true, true], 1, 32, [2, 4], false, 8, ImageSize / 8);
 
-    /// <summary>The trained weights shipped in the library (builder names and shapes; see <see cref="TrainedWeights"/>).</summary>
+    /// <summary>
+    /// The architecture as <see cref="ModelWriter"/> takes it: SD 1.5's scheduler (the schedule it was
+    /// trained with). The VAE entry only describes TAESD's latents (4 channels, factor 8, scaling 1):
+    /// both VAE components are TAESD's graphs, written as they are.
+    /// </summary>
+    public static SyntheticPreset Architecture { get; } = new(Name, "built-in model trained on coloured shapes (64x64)",
+        TextEncoder, UNet, new VaeConfig([64, 64, 64, 64], 1, 4, 8, 1.0), SyntheticPreset.Sd15Scheduler);
+
+    /// <summary>The trained weights shipped in the library.</summary>
     public static SafeTensors BuiltInWeights => EmbeddedData.SafeTensors(WeightsFile);
 
     /// <summary>The shipped weights file as bytes (to hash it, or to copy it).</summary>
@@ -42,62 +48,53 @@ public static class TinyShapesModel
 
     private const string WeightsFile = "tiny_shapes.safetensors";
 
-    // SD 1.5's: the schedule it was trained with (scaled_linear betas, 1000 steps, epsilon), sampled with PNDM by default.
-    private const string Scheduler = SyntheticPreset.Sd15Scheduler;
-
-    /// <summary>Writes the model folder (it appears only when complete). A weights file for another configuration is refused.</summary>
-    public static TinyShapesSummary Write(string folder, SafeTensors? weights = null)
+    /// <summary>
+    /// Writes the model folder (it appears only when complete) from the shipped weights or a file from
+    /// the training tool. Weights for another configuration (a missing, extra or differently shaped
+    /// tensor) are refused, naming the tensor.
+    /// </summary>
+    public static ModelWriteSummary Write(string folder, SafeTensors? weights = null)
     {
         weights ??= BuiltInWeights;
-        var clock = Stopwatch.StartNew();
-        var vintage = ContractVintage.Optimum124;
-        var taesdDecoder = Taesd.BuiltInDecoderWeights;
-        var taesdEncoder = Taesd.BuiltInEncoderWeights;
-        var parameters = new Dictionary<string, long>();
-        folder = SyntheticModelWriter.WriteAtomically(folder, staging =>
+        var values = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var name in weights.Names) (shapes[name], values[name]) = weights[name];
+        var trained = new NamedWeights(values, $"the weights in '{weights.Source}'", shapes);
+
+        return ModelWriter.Write(folder, Architecture, trained, new ModelWriteOptions
         {
-            var trained = new TrainedWeights(weights);
-            var unused = new SeededWeights(0);
-            parameters["text_encoder"] = SyntheticModelWriter.Component(staging, "text_encoder", null, unused, false,
-                g => ClipTextGraph.Build(g, TextEncoder, vintage), trained);
-            parameters["unet"] = SyntheticModelWriter.Component(staging, "unet", vintage.ExternalDataName, unused, false,
-                g => UNetGraph.Build(g, UNet, vintage), trained);
-            trained.EnsureAllUsed();
-            WriteOnnx(staging, "vae_decoder", Taesd.BuildDecoder(taesdDecoder, vaeContract: true));
-            WriteOnnx(staging, "vae_encoder", Taesd.BuildEncoder(taesdEncoder, vaeContract: true));
-            parameters["vae_decoder"] = taesdDecoder.Names.Sum(n => taesdDecoder[n].Values.LongLength);
-            parameters["vae_encoder"] = taesdEncoder.Names.Sum(n => taesdEncoder[n].Values.LongLength);
-
-            SyntheticModelWriter.WriteTokenizer(Path.Combine(staging, "tokenizer"), null, TextEncoder.MaxPositions);
-            SyntheticModelWriter.WriteScheduler(staging, Scheduler);
-            SyntheticModelWriter.WriteJson(Path.Combine(staging, "model_index.json"), SyntheticModelWriter.ModelIndex(Scheduler, vintage, MarkerKey, new JsonObject
+            Prebuilt = new Dictionary<string, PrebuiltComponent>
             {
-                ["model"] = Name,
-                ["weights"] = weights.Source,
-                ["guidance_scale"] = GuidanceScale,
-                ["note"] = "Trained by AsyncDiffusion's tools/train-tiny-model on procedural scenes of flat shapes (circle, square, triangle, star, ring) " +
-                    "in eight colours on coloured backgrounds, 64x64. It draws prompts such as 'a red circle on a blue background'.",
-            }));
-            SyntheticModelWriter.WriteTextAndUNetConfigs(staging, TextEncoder, UNet);
-            foreach (var part in new[] { "vae_decoder", "vae_encoder" })
-                SyntheticModelWriter.WriteJson(Path.Combine(staging, part, "config.json"), new JsonObject
+                ["vae_decoder"] = TaesdComponent(Taesd.BuiltInDecoderWeights, w => Taesd.BuildDecoder(w, vaeContract: true)),
+                ["vae_encoder"] = TaesdComponent(Taesd.BuiltInEncoderWeights, w => Taesd.BuildEncoder(w, vaeContract: true)),
+            },
+            ComponentsWritten = () =>
+            {
+                if (trained.Unused is [var first, ..] unused)
+                    throw new ModelFolderException($"'{weights.Source}' has {unused.Count} tensor(s) the graphs do not use, e.g. '{first}'; the weights were trained for a different configuration.");
+            },
+            IndexEntries = new Dictionary<string, JsonNode?>
+            {
+                [MarkerKey] = new JsonObject
                 {
-                    ["_class_name"] = "AutoencoderTiny",
-                    ["in_channels"] = 3,
-                    ["out_channels"] = 3,
-                    ["latent_channels"] = 4,
-                    ["block_out_channels"] = new JsonArray(64, 64, 64, 64),
-                    ["scaling_factor"] = 1.0,
-                    ["sample_size"] = ImageSize,
-                });
+                    ["model"] = Name,
+                    ["weights"] = weights.Source,
+                    ["guidance_scale"] = GuidanceScale,
+                    ["note"] = "Trained by AsyncDiffusion's tools/train-tiny-model on procedural scenes of flat shapes (circle, square, triangle, star, ring) " +
+                        "in eight colours on coloured backgrounds, 64x64. It draws prompts such as 'a red circle on a blue background'.",
+                },
+            },
         });
-        long bytes = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-        return new TinyShapesSummary(folder, parameters, bytes, clock.Elapsed);
     }
 
-    private static void WriteOnnx(string root, string component, byte[] model)
+    private static PrebuiltComponent TaesdComponent(SafeTensors weights, Func<SafeTensors, byte[]> build) => new(build(weights), new JsonObject
     {
-        Directory.CreateDirectory(Path.Combine(root, component));
-        File.WriteAllBytes(Path.Combine(root, component, "model.onnx"), model);
-    }
+        ["_class_name"] = "AutoencoderTiny",
+        ["in_channels"] = 3,
+        ["out_channels"] = 3,
+        ["latent_channels"] = 4,
+        ["block_out_channels"] = new JsonArray(64, 64, 64, 64),
+        ["scaling_factor"] = 1.0,
+        ["sample_size"] = ImageSize,
+    }, weights.Names.Sum(n => weights.Tensors[n].ElementCount));
 }

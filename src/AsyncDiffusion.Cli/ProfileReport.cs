@@ -1,0 +1,65 @@
+using System.Globalization;
+using System.Text.Json;
+using AsyncDiffusion.Benchmarking;
+using AsyncDiffusion.Diagnostics;
+using Spectre.Console;
+
+namespace AsyncDiffusion.Cli;
+
+/// <summary>What <c>--profile</c> prints and saves: time by operator type per component, and the memory timeline.</summary>
+public static class ProfileReport
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>The prefix ONNX Runtime's profile files get inside <paramref name="folder"/> (created here), or null without --profile.</summary>
+    public static string? Prefix(string? folder)
+    {
+        if (folder is null) return null;
+        try
+        {
+            Directory.CreateDirectory(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new AsyncDiffusionException($"--profile '{folder}' cannot be created ({e.Message}); expected a writable folder.");
+        }
+        return Path.Combine(Path.GetFullPath(folder), "ort");
+    }
+
+    /// <summary>Gives ONNX Runtime's trace files their component's name inside the profile folder.</summary>
+    public static IReadOnlyList<(string Component, string File)> Collect(IEnumerable<(string Component, string File)> profiles, string folder) =>
+        profiles.Select(p =>
+        {
+            string target = Path.Combine(folder, $"{p.Component}-profile.json");
+            File.Move(p.File, target, overwrite: true);
+            return (p.Component, target);
+        }).ToArray();
+
+    public static void Write(CliContext cli, string folder, IReadOnlyList<OperatorTime> operators, IReadOnlyList<MemoryMark> timeline, bool quiet)
+    {
+        string summary = Path.Combine(folder, "profile-summary.json");
+        File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, memory_timeline = timeline }, Json) + "\n");
+        if (quiet) return;
+
+        var ops = new Table().Title("Time by operator type").AddColumns("component", "op type", "calls", "ms", "share", "GFLOP/s");
+        foreach (var group in operators.GroupBy(o => o.Component))
+        {
+            foreach (var o in group.Take(8))
+                ops.AddRow(o.Component, o.OpType, o.Calls.ToString(CultureInfo.InvariantCulture), o.Milliseconds.ToString("F1", CultureInfo.InvariantCulture),
+                    o.Share.ToString("P1", CultureInfo.InvariantCulture), o.GFlopPerSecond?.ToString("F0", CultureInfo.InvariantCulture) ?? "");
+            if (group.Count() > 8)
+                ops.AddRow(group.Key, $"{group.Count() - 8} more", "", group.Skip(8).Sum(o => o.Milliseconds).ToString("F1", CultureInfo.InvariantCulture),
+                    group.Skip(8).Sum(o => o.Share).ToString("P1", CultureInfo.InvariantCulture), "");
+        }
+        cli.Console.Write(ops);
+
+        var memory = new Table().Title("Memory timeline").AddColumns("after", "s", "RSS MiB", "managed MiB");
+        var shown = timeline.Where((m, i) => !m.Stage.Contains(" step ", StringComparison.Ordinal) || i == timeline.Count - 1
+            || !timeline[i + 1].Stage.Contains(" step ", StringComparison.Ordinal) || m.Stage.EndsWith(" step 1/" + m.Stage.Split('/')[^1], StringComparison.Ordinal));
+        foreach (var m in shown)
+            memory.AddRow(Markup.Escape(m.Stage), m.Seconds.ToString("F1", CultureInfo.InvariantCulture), (m.ResidentBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture),
+                (m.ManagedBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture));
+        cli.Console.Write(memory);
+        cli.Error.WriteLine($"Profiles and {Path.GetFileName(summary)} written to {folder}.");
+    }
+}

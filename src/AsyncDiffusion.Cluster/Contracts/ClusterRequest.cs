@@ -1,0 +1,75 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Pipelines;
+using AsyncDiffusion.Randomness;
+
+namespace AsyncDiffusion.Cluster.Contracts;
+
+/// <summary>
+/// A generation request as it is stored and sent between nodes: plain values, the model it
+/// needs, a resolved seed (so every node, and every re-execution, makes the same images) and
+/// the img2img source as lossless PNG.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record ClusterRequest
+{
+    [Id(0)] public required string Model { get; init; }
+    [Id(1)] public string Prompt { get; init; } = "";
+    [Id(2)] public string NegativePrompt { get; init; } = "";
+    [Id(3)] public int Steps { get; init; }
+    [Id(4)] public double GuidanceScale { get; init; }
+    [Id(5)] public int? Width { get; init; }
+    [Id(6)] public int? Height { get; init; }
+    [Id(7)] public long Seed { get; init; }
+    [Id(8)] public int Count { get; init; }
+    [Id(9)] public string? Scheduler { get; init; }
+    [Id(10)] public byte[]? InitImagePng { get; init; }
+    [Id(11)] public double Strength { get; init; }
+    [Id(12)] public int Decoder { get; init; }
+    [Id(13)] public int Rng { get; init; }
+    [Id(14)] public double Eta { get; init; }
+    [Id(15)] public bool CfgAsBatch { get; init; }
+
+    public static ClusterRequest From(GenerationRequest r, string model) => new()
+    {
+        Model = model,
+        Prompt = r.Prompt,
+        NegativePrompt = r.NegativePrompt,
+        Steps = r.Steps,
+        GuidanceScale = r.GuidanceScale,
+        Width = r.Width,
+        Height = r.Height,
+        Seed = r.Seed,
+        Count = r.Count,
+        Scheduler = r.Scheduler,
+        InitImagePng = r.InitImage is { } image ? ImageCodec.Encode(image, ImageFormat.Png) : null,
+        Strength = r.Strength,
+        Decoder = (int)r.Decoder,
+        Rng = (int)r.Rng,
+        Eta = r.Eta,
+        CfgAsBatch = r.CfgAsBatch,
+    };
+
+    public GenerationRequest ToGenerationRequest() => new()
+    {
+        Prompt = Prompt,
+        NegativePrompt = NegativePrompt,
+        Steps = Steps,
+        GuidanceScale = GuidanceScale,
+        Width = Width,
+        Height = Height,
+        Seed = Seed,
+        Count = Count,
+        Scheduler = Scheduler,
+        InitImage = InitImagePng is { } png ? ImageCodec.Decode(png, "init image") : null,
+        Strength = Strength,
+        Decoder = (DecoderKind)Decoder,
+        Rng = (NoiseGeneratorKind)Rng,
+        Eta = Eta,
+        CfgAsBatch = CfgAsBatch,
+    };
+
+    /// <summary>What the client asked for, before the seed was resolved: an idempotent retry must ask for the same.</summary>
+    public string Fingerprint() => Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this)));
+}

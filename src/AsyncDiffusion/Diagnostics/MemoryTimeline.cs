@@ -1,0 +1,25 @@
+using System.Diagnostics;
+
+namespace AsyncDiffusion.Diagnostics;
+
+/// <summary>One point of a memory timeline: after which stage, when, and how much memory the process held.</summary>
+public sealed record MemoryMark(string Stage, double Seconds, long ResidentBytes, long ManagedBytes);
+
+/// <summary>Resident and managed memory at stage boundaries, to see which stage grows the process (thread-safe).</summary>
+public sealed class MemoryTimeline
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<MemoryMark> _marks = new();
+
+    public IReadOnlyList<MemoryMark> Marks
+    {
+        get { lock (_marks) return _marks.ToArray(); }
+    }
+
+    public void Mark(string stage)
+    {
+        using var process = Process.GetCurrentProcess();
+        var mark = new MemoryMark(stage, _clock.Elapsed.TotalSeconds, process.WorkingSet64, GC.GetTotalMemory(forceFullCollection: false));
+        lock (_marks) _marks.Add(mark);
+    }
+}

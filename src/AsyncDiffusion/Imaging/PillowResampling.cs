@@ -1,0 +1,137 @@
+namespace AsyncDiffusion.Imaging;
+
+/// <summary>The resampling filters of Pillow's <c>Image.resize</c> that AUTOMATIC1111's image handling uses.</summary>
+public enum ResampleFilter
+{
+    /// <summary>Cubic convolution, a = −0.5, support 2 (Pillow's default).</summary>
+    Bicubic,
+    /// <summary>Sinc windowed by sinc, support 3 (A1111's resize_image).</summary>
+    Lanczos,
+}
+
+/// <summary>
+/// Pillow's 8-bit two-pass resampling, reproduced to the byte: coefficients per output pixel
+/// over a support widened by the downscale factor, normalised, then fixed point with 22
+/// fractional bits; horizontal pass first, then vertical. AUTOMATIC1111 resizes images and
+/// masks through Pillow, so masks scaled here land on exactly the same pixels.
+/// </summary>
+public static class PillowResampling
+{
+    private const int PrecisionBits = 32 - 8 - 2;
+
+    /// <summary>
+    /// Resizes interleaved 8-bit pixels (<paramref name="channels"/> per pixel). <paramref name="box"/>
+    /// is the source region (left, top, right, bottom), the whole image when null; a zero-width
+    /// box stretches the edge it sits on, as Pillow does.
+    /// </summary>
+    public static byte[] Resize(byte[] pixels, int width, int height, int channels, int newWidth, int newHeight, ResampleFilter filter,
+        (float Left, float Top, float Right, float Bottom)? box = null)
+    {
+        var b = box ?? (0, 0, width, height);
+        if (newWidth == width && newHeight == height && b == (0, 0, width, height)) return (byte[])pixels.Clone();
+        bool horizontal = newWidth != width || b.Left != 0 || b.Right != newWidth;
+        bool vertical = newHeight != height || b.Top != 0 || b.Bottom != newHeight;
+        var (xBounds, xWeights, xSize) = Coefficients(width, b.Left, b.Right, newWidth, filter);
+        var (yBounds, yWeights, ySize) = Coefficients(height, b.Top, b.Bottom, newHeight, filter);
+
+        byte[] current = pixels;
+        int currentWidth = width, firstRow = 0;
+        if (horizontal)
+        {
+            // Only the rows the vertical pass reads.
+            firstRow = yBounds[0];
+            int lastRow = yBounds[(newHeight - 1) * 2] + yBounds[(newHeight - 1) * 2 + 1];
+            int rows = lastRow - firstRow;
+            var temp = new byte[newWidth * rows * channels];
+            for (int y = 0; y < rows; y++)
+                for (int x = 0; x < newWidth; x++)
+                {
+                    int min = xBounds[x * 2], count = xBounds[x * 2 + 1];
+                    for (int c = 0; c < channels; c++)
+                    {
+                        int sum = 1 << (PrecisionBits - 1);
+                        for (int k = 0; k < count; k++) sum += current[((y + firstRow) * width + min + k) * channels + c] * xWeights[x * xSize + k];
+                        temp[(y * newWidth + x) * channels + c] = Clip8(sum);
+                    }
+                }
+            current = temp;
+            currentWidth = newWidth;
+        }
+        if (!vertical) return current == pixels ? (byte[])pixels.Clone() : current;
+
+        var result = new byte[currentWidth * newHeight * channels];
+        for (int y = 0; y < newHeight; y++)
+        {
+            int min = yBounds[y * 2] - (horizontal ? firstRow : 0), count = yBounds[y * 2 + 1];
+            for (int x = 0; x < currentWidth; x++)
+                for (int c = 0; c < channels; c++)
+                {
+                    int sum = 1 << (PrecisionBits - 1);
+                    for (int k = 0; k < count; k++) sum += current[((min + k) * currentWidth + x) * channels + c] * yWeights[y * ySize + k];
+                    result[(y * currentWidth + x) * channels + c] = Clip8(sum);
+                }
+        }
+        return result;
+    }
+
+    public static GreyImage Resize(GreyImage image, int width, int height, ResampleFilter filter) =>
+        new(width, height, Resize(image.Pixels, image.Width, image.Height, 1, width, height, filter));
+
+    public static RgbImage Resize(RgbImage image, int width, int height, ResampleFilter filter) =>
+        new(width, height, Resize(image.Pixels, image.Width, image.Height, 3, width, height, filter));
+
+    private static byte Clip8(int value) => (byte)Math.Clamp(value >> PrecisionBits, 0, 255);
+
+    // Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output pixel the first source index,
+    // the tap count and fixed-point weights (ksize per row).
+    private static (int[] Bounds, int[] Weights, int KernelSize) Coefficients(int inSize, float in0, float in1, int outSize, ResampleFilter filter)
+    {
+        double support0 = filter == ResampleFilter.Lanczos ? 3.0 : 2.0;
+        double scale = (double)(in1 - in0) / outSize, filterScale = Math.Max(scale, 1.0);
+        double support = support0 * filterScale;
+        int kernelSize = (int)Math.Ceiling(support) * 2 + 1;
+        var bounds = new int[outSize * 2];
+        var weights = new int[outSize * kernelSize];
+        var k = new double[kernelSize];
+        for (int xx = 0; xx < outSize; xx++)
+        {
+            double center = in0 + (xx + 0.5) * scale, total = 0, inverse = 1.0 / filterScale;
+            int xmin = Math.Max((int)(center - support + 0.5), 0);
+            int xmax = Math.Min((int)(center + support + 0.5), inSize) - xmin;
+            for (int x = 0; x < xmax; x++)
+            {
+                double w = Filter(filter, (x + xmin - center + 0.5) * inverse);
+                k[x] = w;
+                total += w;
+            }
+            for (int x = 0; x < xmax; x++)
+            {
+                double w = total != 0 ? k[x] / total : k[x];
+                weights[xx * kernelSize + x] = w < 0 ? (int)(-0.5 + w * (1 << PrecisionBits)) : (int)(0.5 + w * (1 << PrecisionBits));
+            }
+            bounds[xx * 2] = xmin;
+            bounds[xx * 2 + 1] = xmax;
+        }
+        return (bounds, weights, kernelSize);
+    }
+
+    private static double Filter(ResampleFilter filter, double x)
+    {
+        if (filter == ResampleFilter.Bicubic)
+        {
+            const double a = -0.5;
+            if (x < 0) x = -x;
+            if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+            if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+            return 0;
+        }
+        return x >= -3.0 && x < 3.0 ? Sinc(x) * Sinc(x / 3) : 0;
+    }
+
+    private static double Sinc(double x)
+    {
+        if (x == 0) return 1;
+        x *= Math.PI;
+        return Math.Sin(x) / x;
+    }
+}

@@ -1,0 +1,99 @@
+using System.Runtime.Intrinsics.X86;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.ML.OnnxRuntime;
+
+namespace AsyncDiffusion.Onnx;
+
+/// <summary>
+/// ONNX Runtime's optimised graphs, saved per model file so that the next start skips graph
+/// optimisation (13–25 s for SD 1.5's UNet at the "all" level). An entry is keyed by the model
+/// file and its external data (path, size, modification time), the ONNX Runtime version, the
+/// CPU's instruction sets (the optimised graph may use layouts chosen for them) and the session
+/// settings that shape the graph; any change makes a new entry. Entries are written to a
+/// temporary folder and moved into place complete, so a crash never leaves a half entry.
+/// </summary>
+public sealed class OptimizedModelCache(string folder)
+{
+    private const string ModelFile = "model.onnx", DataFile = "model.onnx.data";
+
+    public string Folder { get; } = folder;
+
+    /// <summary>The default location: the user's cache folder (XDG on Linux).</summary>
+    public static string DefaultFolder => UserCache.Folder("optimized");
+
+    /// <summary>
+    /// A session for <paramref name="path"/>: from the cached optimised graph when there is one
+    /// (loaded without optimising again), else optimised now and saved for next time.
+    /// </summary>
+    internal InferenceSession Open(string path, SessionSettings settings, Func<SessionOptions> createOptions)
+    {
+        string entry = System.IO.Path.Combine(Folder, Key(path, settings));
+        string cached = System.IO.Path.Combine(entry, ModelFile);
+        if (File.Exists(cached))
+        {
+            using var warm = createOptions();
+            warm.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
+            try
+            {
+                return new InferenceSession(cached, warm);
+            }
+            catch (OnnxRuntimeException)
+            {
+                TryDelete(entry); // unreadable (e.g. a disk error): rebuild it below
+            }
+        }
+
+        string temporary = $"{entry}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(temporary);
+        using var cold = createOptions();
+        cold.OptimizedModelFilePath = System.IO.Path.Combine(temporary, ModelFile);
+        // Weights go beside the graph, as for models over 2 GB; small constants stay inline.
+        cold.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", DataFile);
+        cold.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(path, cold);
+        }
+        catch
+        {
+            TryDelete(temporary);
+            throw;
+        }
+        try
+        {
+            Directory.Move(temporary, entry);
+        }
+        catch (IOException)
+        {
+            TryDelete(temporary); // another process saved the same entry first
+        }
+        return session;
+    }
+
+    internal static string Key(string path, SessionSettings settings)
+    {
+        var text = new StringBuilder();
+        string full = System.IO.Path.GetFullPath(path);
+        foreach (var file in new[] { full }.Concat(Directory.GetFiles(System.IO.Path.GetDirectoryName(full)!).Where(f => f != full).Order()))
+        {
+            var info = new FileInfo(file);
+            text.Append(file).Append('|').Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks).Append('\n');
+        }
+        text.Append("ort ").Append(OrtEnv.Instance().GetVersionString()).Append('\n');
+        text.Append("cpu ").Append(Avx2.IsSupported).Append(Fma.IsSupported).Append(Avx512F.IsSupported).Append(Avx512BW.IsSupported)
+            .Append(Avx512Vbmi.IsSupported).Append(AvxVnni.IsSupported).Append(System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported).Append('\n');
+        text.Append("settings ").Append(settings.Optimization).Append('|').Append(settings.ExecutionProvider.Trim().ToLowerInvariant()).Append('\n');
+        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..24];
+        string name = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(full)) is { Length: > 0 } component ? component : "model";
+        return $"{name}-{hash}";
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try { Directory.Delete(directory, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+using AsyncDiffusion.Imaging;
+using AsyncDiffusion.Models;
+
+namespace AsyncDiffusion.Pipelines;
+
+/// <summary>What every image of one request shares once prepared: text states, init latents, the processed mask, the inpainting UNet's extra inputs.</summary>
+public sealed record RequestInputs(PromptEmbeddings Prompt, InitImageLatents? Init, PreparedInpainting? Inpainting, InpaintingConditioning? Conditioning);
+
+/// <summary>
+/// Everything a planned request needs before its first UNet step: the prompt's text states
+/// (through the prompt cache), the init image's latents for img2img, the mask processed for
+/// inpainting, the masked image's latents for an inpainting UNet, and one
+/// <see cref="DenoisingImage"/> per seed with its initial noise. Both drivers prepare requests
+/// only through here.
+/// </summary>
+public sealed class RequestPreparation(ModelFolder model, PromptCache prompts)
+{
+    public PromptCache Prompts => prompts;
+
+    public IReadOnlyList<DenoisingImage> Prepare(GenerationPlan plan, StageTimings timings, CancellationToken cancellation)
+    {
+        var request = plan.Request;
+        var prompt = prompts.Encode(request.Prompt, request.NegativePrompt, request.UsesGuidance, timings, cancellation);
+        InitImageLatents? init = null;
+        PreparedInpainting? inpainting = null;
+        InpaintingConditioning? conditioning = null;
+        var clock = Stopwatch.StartNew();
+        if (request.InitImage is { } image)
+        {
+            RgbImage sized;
+            if (request.Inpainting is { } options)
+            {
+                inpainting = PreparedInpainting.Prepare(options, image, plan.Width, plan.Height, model.VaeScaleFactor);
+                sized = inpainting.Source;
+            }
+            else sized = ImageCodec.ResizeAndCrop(image, plan.Width, plan.Height);
+            init = model.VaeEncoder!.EncodeImage(sized, cancellation);
+        }
+        if (model.UNet.IsInpainting) conditioning = InpaintingConditioning.Prepare(model.VaeEncoder!, plan, inpainting, cancellation);
+        if (init is not null || conditioning is not null) timings.ImageEncodeMs += clock.Elapsed.TotalMilliseconds;
+        var inputs = new RequestInputs(prompt, init, inpainting, conditioning);
+        return Enumerable.Range(0, plan.Seeds.Length).Select(i => DenoisingImage.Start(plan, i, inputs)).ToArray();
+    }
+}
