@@ -148,6 +148,7 @@ public static class ModelsCommand
             ["vintage"] = m.Vintage,
             ["scheduler"] = m.SchedulerConfig.ClassName,
             ["prediction_type"] = m.Prediction.ToString(),
+            ["guidance_scale"] = m.RecommendedGuidanceScale is double guidance ? $"{guidance} (named by the folder)" : $"not named (default {GenerateCommand.DefaultGuidanceScale})",
             ["tokenizer"] = $"{m.Tokenizer.Vocabulary.Count} tokens, max length {m.Tokenizer.MaxLength}, pad id {m.Tokenizer.PadId}",
             ["text_encoder.input_ids"] = m.TextEncoder.InputIdsType.ToString(),
             ["text_encoder.hidden_size"] = m.TextEncoder.HiddenSize,

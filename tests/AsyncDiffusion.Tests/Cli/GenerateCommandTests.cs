@@ -30,6 +30,20 @@ public class GenerateCommandTests
         Assert.True(3 == Directory.GetFiles(dir.Path).Length, string.Join("\n", Directory.GetFiles(dir.Path)));
     }
 
+    [Theory]
+    [InlineData(null, "2.5")]
+    [InlineData("4", "4")]
+    public void WithoutCfgTheModelFoldersGuidanceIsUsedAndAGivenCfgWins(string? cfg, string expected)
+    {
+        using var dir = new TempFolder();
+        string[] args = ["generate", "a red circle on a blue background", "--model", TinyShapesModelTests.Folder, "--steps", "2", "--seed", "1", "--out", dir.Path, "--json"];
+        var (code, output, error) = Run(cfg is null ? args : [.. args, "--cfg", cfg]);
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        string file = doc.RootElement.GetProperty("images")[0].GetProperty("file").GetString()!;
+        Assert.Contains($"CFG scale: {expected}, ", PngText.Read(File.ReadAllBytes(file))["parameters"]);
+    }
+
     [Fact]
     public void ProfileWritesEachComponentsOperatorTraceAndASummaryWithConvRatesAndAMemoryTimeline()
     {

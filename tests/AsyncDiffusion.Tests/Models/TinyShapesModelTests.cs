@@ -63,6 +63,7 @@ public class TinyShapesModelTests(Xunit.Abstractions.ITestOutputHelper log)
         Assert.Equal(VaeEncoderOutput.LatentParameters, model.VaeEncoder!.Output);
         Assert.Equal(49408, model.Tokenizer.Vocabulary.Count);
         Assert.Equal("PNDMScheduler", model.SchedulerConfig.ClassName);
+        Assert.Equal(TinyShapesModel.GuidanceScale, model.RecommendedGuidanceScale);
     }
 
     [Fact]
@@ -85,14 +86,9 @@ public class TinyShapesModelTests(Xunit.Abstractions.ITestOutputHelper log)
         // The training tool's earlier export stored Linear weights [in, out]; a square one would bind
         // silently transposed, so every shape is checked, not just the element count.
         using var dir = new TempFolder();
-        var shipped = TinyShapesModel.BuiltInWeights;
-        string file = Path.Combine(dir.Path, "old-layout.safetensors");
-        Checkpoints.SafeTensorsWriter.Write(file, shipped.Names.Select(name =>
-        {
-            var (shape, values) = shipped[name];
-            return new Checkpoints.FakeTensor(name, "F16", name == "time_embedding.linear_1.weight" ? [shape[1], shape[0]] : shape, values);
-        }));
-        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), SafeTensors.Load(file)));
+        var weights = CopyOfShippedWeights(Path.Combine(dir.Path, "old-layout.safetensors"),
+            (name, shape) => name == "time_embedding.linear_1.weight" ? [shape[1], shape[0]] : shape);
+        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), weights));
         Assert.Contains("tensor 'time_embedding.linear_1.weight' has shape [32, 128]; unet needs [128, 32]", e.Message);
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
     }
@@ -101,16 +97,23 @@ public class TinyShapesModelTests(Xunit.Abstractions.ITestOutputHelper log)
     public void WeightsWithATensorTheGraphsDoNotUseAreRefused()
     {
         using var dir = new TempFolder();
+        var weights = CopyOfShippedWeights(Path.Combine(dir.Path, "extra.safetensors"), (_, shape) => shape,
+            new Checkpoints.FakeTensor("up_blocks.2.resnets.0.conv1.bias", "F16", [32], new float[32]));
+        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), weights));
+        Assert.Contains("has 1 tensor(s) the graphs do not use, e.g. 'up_blocks.2.resnets.0.conv1.bias'", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+    }
+
+    /// <summary>The shipped weights written to a file with each tensor's shape as <paramref name="shapeOf"/> says, plus any extra tensors.</summary>
+    private static SafeTensors CopyOfShippedWeights(string file, Func<string, long[], long[]> shapeOf, params Checkpoints.FakeTensor[] extra)
+    {
         var shipped = TinyShapesModel.BuiltInWeights;
-        string file = Path.Combine(dir.Path, "extra.safetensors");
         Checkpoints.SafeTensorsWriter.Write(file, shipped.Names.Select(name =>
         {
             var (shape, values) = shipped[name];
-            return new Checkpoints.FakeTensor(name, "F16", shape, values);
-        }).Append(new Checkpoints.FakeTensor("up_blocks.2.resnets.0.conv1.bias", "F16", [32], new float[32])));
-        var e = Assert.Throws<ModelFolderException>(() => TinyShapesModel.Write(Path.Combine(dir.Path, "m"), SafeTensors.Load(file)));
-        Assert.Contains("has 1 tensor(s) the graphs do not use, e.g. 'up_blocks.2.resnets.0.conv1.bias'", e.Message);
-        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+            return new Checkpoints.FakeTensor(name, "F16", shapeOf(name, shape), values);
+        }).Concat(extra));
+        return SafeTensors.Load(file);
     }
 
     private void AssertClose(float[] expected, float[] actual, string what)
