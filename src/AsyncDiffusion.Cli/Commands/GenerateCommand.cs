@@ -37,6 +37,10 @@ public static class GenerateCommand
         var fullRes = new Option<bool>("--inpaint-full-res") { Description = "Inpainting: generate only the masked region (plus --padding) at the full size, then paste it back." };
         var padding = new Option<int>("--padding") { Description = "Inpainting with --inpaint-full-res: pixels around the masked region (0 to 256).", DefaultValueFactory = _ => 32 };
         var maskedContent = new Option<string>("--masked-content") { Description = "Inpainting: what the masked area starts from: original, fill, latent-noise or latent-nothing.", DefaultValueFactory = _ => "original" };
+        var subseed = new Option<long>("--subseed") { Description = "Variation seed of the first image (image i uses subseed + i). -1: random.", DefaultValueFactory = _ => -1 };
+        var subseedStrength = new Option<double>("--subseed-strength") { Description = "How far the noise moves from the seed's towards the subseed's (A1111's variation strength), 0 to 1.", DefaultValueFactory = _ => 0 };
+        var seedResize = new Option<string?>("--seed-resize-from") { Description = "WIDTHxHEIGHT: make the seed's noise as if for this size and paste it centred (A1111's seed resize)." };
+        var hires = new HiresOptionSet();
         var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae (the built-in model's VAE is TAESD)." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -48,9 +52,10 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, mask, maskBlur, invertMask, fullRes, padding, maskedContent,
-            decoder, rng, threads, optimize, output, format, json, profile,
+            prompt, negative, model, steps, cfg, width, height, size, seed, subseed, subseedStrength, seedResize, scheduler, count, init, strength, mask, maskBlur, invertMask,
+            fullRes, padding, maskedContent, decoder, rng, threads, optimize, output, format, json, profile,
         };
+        hires.AddTo(command);
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -62,6 +67,7 @@ public static class GenerateCommand
                 parse.GetValue(maskedContent)!);
             bool builtIn = parse.GetValue(model) is null;
             var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? "vae");
+            var (resizeWidth, resizeHeight) = ParseSize(parse.GetValue(seedResize), null, null, "--seed-resize-from");
             var request = new GenerationRequest
             {
                 Prompt = parse.GetValue(prompt)!,
@@ -71,6 +77,11 @@ public static class GenerateCommand
                 Width = w,
                 Height = h,
                 Seed = parse.GetValue(seed),
+                Subseed = parse.GetValue(subseed),
+                SubseedStrength = parse.GetValue(subseedStrength),
+                SeedResizeFromWidth = resizeWidth ?? 0,
+                SeedResizeFromHeight = resizeHeight ?? 0,
+                Hires = hires.Read(parse),
                 Count = parse.GetValue(count),
                 Scheduler = parse.GetValue(scheduler),
                 InitImage = initImage,
@@ -140,12 +151,12 @@ public static class GenerateCommand
         };
     }
 
-    internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)
+    internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height, string option = "--size")
     {
         if (size is null) return (width, height);
         var parts = size.ToLowerInvariant().Split('x');
         if (parts.Length != 2 || !int.TryParse(parts[0], out int w) || !int.TryParse(parts[1], out int h))
-            throw new AsyncDiffusionException($"--size '{size}' is not WIDTHxHEIGHT; expected e.g. 512x512.");
+            throw new AsyncDiffusionException($"{option} '{size}' is not WIDTHxHEIGHT; expected e.g. 512x512.");
         if (width is not null || height is not null) throw new AsyncDiffusionException("Give either --size or --width/--height, not both.");
         return (w, h);
     }
@@ -207,6 +218,7 @@ public static class GenerateCommand
         table.AddRow("tokenize", $"{t.TokenizeMs:F1} ms");
         table.AddRow("text encoder", $"{t.TextEncodeMs:F1} ms");
         if (t.ImageEncodeMs > 0) table.AddRow("VAE encoder (init image)", $"{t.ImageEncodeMs:F1} ms");
+        if (t.HiresUpscaleMs > 0) table.AddRow("hires upscale", $"{t.HiresUpscaleMs:F1} ms");
         if (t.UNetStepMs.Count > 0)
             table.AddRow($"UNet ({t.UNetStepMs.Count} steps, {t.UNetStepMs.Average():F1} ms/step)", $"{t.UNetTotalMs:F1} ms");
         table.AddRow("decode", $"{t.DecodeMs:F1} ms");
@@ -233,6 +245,7 @@ public static class GenerateCommand
                 tokenize = t.TokenizeMs,
                 text_encode = t.TextEncodeMs,
                 image_encode = t.ImageEncodeMs,
+                hires_upscale = t.HiresUpscaleMs,
                 unet_steps = t.UNetStepMs,
                 unet_total = t.UNetTotalMs,
                 decode = t.DecodeMs,

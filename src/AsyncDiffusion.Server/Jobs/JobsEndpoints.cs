@@ -79,8 +79,9 @@ public static class JobsEndpoints
             submitted_at = job.SubmittedAt,
             started_at = job.StartedAt,
             seeds = job.Plan.Seeds,
-            width = job.Plan.Width,
-            height = job.Plan.Height,
+            subseeds = job.Plan.Request.SubseedStrength != 0 ? job.Plan.Subseeds : null,
+            width = job.Plan.OutputWidth,
+            height = job.Plan.OutputHeight,
             scheduler = job.Plan.SchedulerName,
             prompt = r.Prompt,
             negative_prompt = r.NegativePrompt,
@@ -93,7 +94,7 @@ public static class JobsEndpoints
     }
 
     /// <summary>A native jobs request body as a generation request (the cluster node maps the same bodies).</summary>
-    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
+    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => JobsHiresAndVariation.Apply(b, new GenerationRequest
     {
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",
@@ -113,5 +114,5 @@ public static class JobsEndpoints
         InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
         Inpainting = JobsInpainting.Read(b, options),
-    };
+    });
 }

@@ -90,7 +90,9 @@ public static class SdapiEndpoints
             }
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
-        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
+        api.MapGet("/upscalers", SdapiHiresAndVariation.Upscalers);
+        api.MapGet("/latent-upscale-modes", SdapiHiresAndVariation.LatentUpscaleModes);
+        foreach (var empty in new[] { "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
             api.MapGet("/" + empty, () => Array.Empty<object>());
         // LoRAs from --lora-dir, for <lora:name:weight> in prompts; the path is the file name only.
         api.MapGet("/loras", () => catalog.Loras.Loras.Select(l => new { name = l.Name, alias = l.Name, path = l.FileName, metadata = l.Metadata }));
@@ -145,6 +147,7 @@ public static class SdapiEndpoints
             return Results.Json(new { images = Array.Empty<string>(), parameters = Echo(body), info = "{}" });
         }
         var gen = result.Generation;
+        var plan = job.Plan;
         var seeds = gen.Images.Select(i => i.Seed).ToArray();
         var info = new JsonObject
         {
@@ -154,15 +157,18 @@ public static class SdapiEndpoints
             ["all_negative_prompts"] = new JsonArray(seeds.Select(_ => (JsonNode)request.NegativePrompt).ToArray()),
             ["seed"] = seeds[0],
             ["all_seeds"] = new JsonArray(seeds.Select(s => (JsonNode)s).ToArray()),
-            ["subseed"] = -1,
-            ["all_subseeds"] = new JsonArray(seeds.Select(_ => (JsonNode)(-1)).ToArray()),
-            ["width"] = gen.Width,
-            ["height"] = gen.Height,
+            ["subseed"] = plan.Subseeds[0],
+            ["all_subseeds"] = new JsonArray(plan.Subseeds.Select(s => (JsonNode)s).ToArray()),
+            ["subseed_strength"] = request.SubseedStrength,
+            ["seed_resize_from_w"] = request.SeedResizeFromWidth,
+            ["seed_resize_from_h"] = request.SeedResizeFromHeight,
+            ["width"] = plan.Width, // A1111 reports the first pass's size; hires images are larger
+            ["height"] = plan.Height,
             ["sampler_name"] = gen.Scheduler,
             ["cfg_scale"] = request.GuidanceScale,
             ["steps"] = request.Steps,
             ["batch_size"] = seeds.Length,
-            ["denoising_strength"] = img2img ? request.Strength : null,
+            ["denoising_strength"] = img2img ? request.Strength : request.Hires?.DenoisingStrength,
             ["sd_model_name"] = catalog.Current.Name,
             ["sd_model_hash"] = catalog.Current.Hash[..10],
             ["infotexts"] = new JsonArray(gen.Images.Select(i => (JsonNode)i.Infotext).ToArray()),
@@ -207,7 +213,7 @@ public static class SdapiEndpoints
             init = UploadedImages.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
         }
         string prompt = b.String("prompt") ?? "";
-        return new GenerationRequest
+        var request = new GenerationRequest
         {
             Prompt = prompt,
             NegativePrompt = b.String("negative_prompt") ?? "",
@@ -223,5 +229,6 @@ public static class SdapiEndpoints
             Inpainting = img2img ? SdapiInpainting.Read(b, options) : null,
             InitialNoiseMultiplier = img2img ? SdapiInpainting.NoiseMultiplier(b) : 1.0,
         };
+        return SdapiHiresAndVariation.Apply(b, request, catalog, img2img);
     }
 }

@@ -15,8 +15,8 @@ internal sealed class PreviewCache(LatentDecoders decoders, ComputeGate gate)
         if (job.LatestLatents is not { } latents) return null;
         int step = job.StepsDone;
         if (Volatile.Read(ref _latest) is { } cached && cached.JobId == job.Id && cached.Step == step) return cached.Png;
-        var plan = job.Plan;
-        int c = plan.LatentChannels, h = plan.LatentHeight, w = plan.LatentWidth;
+        int c = job.Plan.LatentChannels;
+        var (h, w) = job.LatestLatentSize;
         if (latents.Length != c * h * w) return null;
         var png = Render(latents, c, h, w);
         Volatile.Write(ref _latest, new Preview(job.Id, step, png));
