@@ -22,6 +22,9 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
     /// <summary>The timesteps every image of this request runs through, from its start.</summary>
     public IReadOnlyList<double> Timesteps => _schedule.Timesteps;
 
+    /// <summary>The clip skip the text states are computed with: the request's, or 1 where the model's encoder ignores it (SD 2.x, as in A1111).</summary>
+    public int ClipSkip { get; private init; } = 1;
+
     /// <summary>UNet rows per image and step: 2 with classifier-free guidance (unconditional, conditional), else 1.</summary>
     public int RowsPerImage => Request.UsesGuidance ? 2 : 1;
 
@@ -52,6 +55,8 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
             throw new AsyncDiffusionException($"image count is {r.Count}; expected 1 to {limits.MaxCount}.");
         if (!double.IsFinite(r.Eta) || r.Eta < 0 || r.Eta > 1)
             throw new AsyncDiffusionException($"eta is {r.Eta}; expected 0 to 1.");
+
+        model.TextEncoder.CheckClipSkip(r.ClipSkip);
 
         int width = r.Width ?? model.NativeSize, height = r.Height ?? model.NativeSize;
         CheckSize("width", width, limits.MaxWidth, model);
@@ -100,6 +105,7 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
             InputChannels = model.UNet.InputChannels,
             LatentWidth = width / model.VaeScaleFactor,
             LatentHeight = height / model.VaeScaleFactor,
+            ClipSkip = model.TextEncoder.IgnoresClipSkip ? 1 : r.ClipSkip,
         };
     }
 

@@ -21,7 +21,7 @@ public sealed class RequestPreparation(ModelFolder model, PromptCache prompts)
     public IReadOnlyList<DenoisingImage> Prepare(GenerationPlan plan, StageTimings timings, CancellationToken cancellation)
     {
         var request = plan.Request;
-        var prompt = prompts.Encode(request.Prompt, request.NegativePrompt, request.UsesGuidance, timings, cancellation);
+        var prompt = prompts.Encode(request.Prompt, request.NegativePrompt, request.UsesGuidance, plan.ClipSkip, timings, cancellation);
         InitImageLatents? init = null;
         PreparedInpainting? inpainting = null;
         InpaintingConditioning? conditioning = null;
@@ -35,11 +35,14 @@ public sealed class RequestPreparation(ModelFolder model, PromptCache prompts)
                 sized = inpainting.Source;
             }
             else sized = ImageCodec.ResizeAndCrop(image, plan.Width, plan.Height);
-            init = model.VaeEncoder!.EncodeImage(sized, cancellation);
+            init = Encoder(request).EncodeImage(sized, cancellation);
         }
-        if (model.UNet.IsInpainting) conditioning = InpaintingConditioning.Prepare(model.VaeEncoder!, plan, inpainting, cancellation);
+        if (model.UNet.IsInpainting) conditioning = InpaintingConditioning.Prepare(Encoder(request), plan, inpainting, cancellation);
         if (init is not null || conditioning is not null) timings.ImageEncodeMs += clock.Elapsed.TotalMilliseconds;
         var inputs = new RequestInputs(prompt, init, inpainting, conditioning);
         return Enumerable.Range(0, plan.Seeds.Length).Select(i => DenoisingImage.Start(plan, i, inputs)).ToArray();
     }
+
+    // Seamless tiling pads the VAE encoder's convolutions circularly too, as A1111 does.
+    private VaeEncoder Encoder(GenerationRequest request) => request.Tiling ? model.VaeEncoder!.Circular : model.VaeEncoder!;
 }

@@ -16,7 +16,7 @@ internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, J
             {
                 using var slot = gate.Enter(job.CancellationToken);
                 var clock = Stopwatch.StartNew();
-                w.Decoded = w.Image.Decode(decoders.For(job.Request.Decoder), job.CancellationToken);
+                w.Decoded = w.Image.Decode(decoders.For(job.Request.Decoder, job.Request.Tiling), job.CancellationToken);
                 w.Outputs.AddDecodeTime(clock.Elapsed.TotalMilliseconds);
                 w.Outputs.Memory.Sample();
                 queues.Encode.Writer.TryWrite(w);
