@@ -30,6 +30,9 @@ public sealed record ClusterRequest
     [Id(13)] public int Rng { get; init; }
     [Id(14)] public double Eta { get; init; }
     [Id(15)] public bool CfgAsBatch { get; init; }
+    // Ids from 30 on: room below for other fields added in parallel.
+    [Id(30)] public int ClipSkip { get; init; } = 1;
+    [Id(31)] public bool Tiling { get; init; }
 
     public static ClusterRequest From(GenerationRequest r, string model) => new()
     {
@@ -49,6 +52,8 @@ public sealed record ClusterRequest
         Rng = (int)r.Rng,
         Eta = r.Eta,
         CfgAsBatch = r.CfgAsBatch,
+        ClipSkip = r.ClipSkip,
+        Tiling = r.Tiling,
     };
 
     public GenerationRequest ToGenerationRequest() => new()
@@ -68,6 +73,8 @@ public sealed record ClusterRequest
         Rng = (NoiseGeneratorKind)Rng,
         Eta = Eta,
         CfgAsBatch = CfgAsBatch,
+        ClipSkip = ClipSkip,
+        Tiling = Tiling,
     };
 
     /// <summary>What the client asked for, before the seed was resolved: an idempotent retry must ask for the same.</summary>

@@ -56,6 +56,8 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         if (!double.IsFinite(r.Eta) || r.Eta < 0 || r.Eta > 1)
             throw new AsyncDiffusionException($"eta is {r.Eta}; expected 0 to 1.");
 
+        if (r.ClipSkip < 1 || r.ClipSkip > GenerationRequest.MaxClipSkip)
+            throw new AsyncDiffusionException($"clip skip is {r.ClipSkip}; expected 1 (the text encoder's last layer) to {GenerationRequest.MaxClipSkip}.");
         model.TextEncoder.CheckClipSkip(r.ClipSkip);
 
         int width = r.Width ?? model.NativeSize, height = r.Height ?? model.NativeSize;

@@ -60,6 +60,9 @@ public sealed record GenerationRequest
     /// </summary>
     public int ClipSkip { get; init; } = 1;
 
+    /// <summary>The largest clip skip any request may name (OpenCLIP-H has 24 layers); the model's own layer count is checked when the request is planned.</summary>
+    public const int MaxClipSkip = 24;
+
     /// <summary>Seamless tiling: the UNet's and VAE's convolutions pad circularly, so the image tiles without seams.</summary>
     public bool Tiling { get; init; }
 
