@@ -50,12 +50,17 @@ public static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
         var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
+        var clipSkip = new Option<int>("--clip-skip") { Description = "Take the text encoder's states this many layers from the end (A1111's clip skip; 1: the last layer; SD 2.x models ignore it, as in A1111).", DefaultValueFactory = _ => 1 };
+        var tiling = new Option<bool>("--tiling") { Description = "Seamless tiling: the image's edges continue each other (circular padding in the UNet and VAE)." };
+
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
             prompt, negative, model, steps, cfg, width, height, size, seed, subseed, subseedStrength, seedResize, scheduler, count, init, strength, mask, maskBlur, invertMask,
             fullRes, padding, maskedContent, decoder, rng, threads, optimize, output, format, json, profile,
         };
         hires.AddTo(command);
+        command.Options.Add(clipSkip);
+        command.Options.Add(tiling);
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -89,6 +94,8 @@ public static class GenerateCommand
                 Inpainting = inpainting,
                 Decoder = decoderKind,
                 Rng = NoiseGenerators.Parse(parse.GetValue(rng)!),
+                ClipSkip = parse.GetValue(clipSkip),
+                Tiling = parse.GetValue(tiling),
             };
             bool asJson = parse.GetValue(json);
 

@@ -74,6 +74,7 @@ public static class ServeCommand
                 ApiAuth = apiAuthValue,
                 Engine = engine,
                 Limits = new Pipelines.GenerationLimits { MaxWidth = parse.GetValue(maxSize), MaxHeight = parse.GetValue(maxSize), MaxSteps = parse.GetValue(maxSteps), MaxCount = parse.GetValue(maxImages) },
+                SdapiOptionsFile = Server.Sdapi.SdapiOptions.DefaultFile,
             };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
             if (parse.GetValue(cluster) is { } connection)

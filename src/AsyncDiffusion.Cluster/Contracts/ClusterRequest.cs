@@ -35,6 +35,9 @@ public sealed record ClusterRequest
     [Id(18)] public int SeedResizeFromWidth { get; init; }
     [Id(19)] public int SeedResizeFromHeight { get; init; }
     [Id(20)] public ClusterHires? Hires { get; init; }
+    // Ids from 30 on: room below for other fields added in parallel.
+    [Id(30)] public int ClipSkip { get; init; } = 1;
+    [Id(31)] public bool Tiling { get; init; }
 
     public static ClusterRequest From(GenerationRequest r, string model) => new()
     {
@@ -59,6 +62,8 @@ public sealed record ClusterRequest
         SeedResizeFromWidth = r.SeedResizeFromWidth,
         SeedResizeFromHeight = r.SeedResizeFromHeight,
         Hires = r.Hires is { } h ? ClusterHires.From(h) : null,
+        ClipSkip = r.ClipSkip,
+        Tiling = r.Tiling,
     };
 
     public GenerationRequest ToGenerationRequest() => new()
@@ -83,6 +88,8 @@ public sealed record ClusterRequest
         SeedResizeFromWidth = SeedResizeFromWidth,
         SeedResizeFromHeight = SeedResizeFromHeight,
         Hires = Hires?.ToOptions(),
+        ClipSkip = ClipSkip,
+        Tiling = Tiling,
     };
 
     /// <summary>What the client asked for, before the seed was resolved: an idempotent retry must ask for the same.</summary>

@@ -42,6 +42,9 @@ public sealed record ServerOptions
     /// <summary>A folder of LoRA .safetensors files prompts may use as &lt;lora:name:weight&gt;.</summary>
     public string? LoraDir { get; init; }
 
+    /// <summary>Where the A1111 settings clients write (<c>POST /sdapi/v1/options</c>) are kept across restarts; null keeps them in memory only.</summary>
+    public string? SdapiOptionsFile { get; init; }
+
     /// <summary>Where LoRA-merged variants of checkpoint models are converted to and found again.</summary>
     public string CheckpointCache { get; init; } = AsyncDiffusion.Models.Checkpoints.CheckpointCache.DefaultRoot;
 }

@@ -114,5 +114,7 @@ public static class JobsEndpoints
         InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
         Inpainting = JobsInpainting.Read(b, options),
+        ClipSkip = Lenient.ClampInt(b.Integer("clip_skip"), "clip_skip", 1, GenerationRequest.MaxClipSkip, 1),
+        Tiling = b.Bool("tiling") ?? false,
     });
 }

@@ -23,10 +23,11 @@ public static class SdapiEndpoints
     public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, JobSubmitter submit)
     {
         var state = new State();
+        var settings = new SdapiOptions(options.SdapiOptionsFile, warning => app.Logger.LogWarning("Settings: {Warning}", warning));
         var api = app.MapGroup("/sdapi/v1");
 
-        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: false)));
-        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: true)));
+        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, settings, state, submit, img2img: false)));
+        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, settings, state, submit, img2img: true)));
 
         api.MapGet("/progress", (HttpContext ctx) =>
         {
@@ -72,22 +73,17 @@ public static class SdapiEndpoints
         }));
         api.MapGet("/samplers", SamplerCatalogue.Samplers);
         api.MapGet("/schedulers", SamplerCatalogue.ScheduleTypes);
-        api.MapGet("/options", () => Results.Json(new Dictionary<string, object?>
+        api.MapGet("/options", () => Results.Json(settings.Snapshot(new Dictionary<string, JsonNode?>
         {
-            ["sd_model_checkpoint"] = catalog.Current.Title,
+            [SdapiOptions.CheckpointKey] = catalog.Current.Title,
             ["sd_checkpoint_hash"] = catalog.Current.Hash,
-            ["samples_format"] = "png",
-            ["sd_vae"] = "Automatic",
-        }));
+        })));
         api.MapPost("/options", (Delegate)(async (HttpContext ctx) =>
         {
             var body = await Lenient.ReadObjectAsync(ctx.Request);
-            if (body.String("sd_model_checkpoint") is { } wanted)
-            {
-                var model = catalog.Find(wanted)
-                    ?? throw new BadRequestException("sd_model_checkpoint", $"model '{wanted}' is not listed; choose one of: {string.Join(", ", catalog.Models.Select(m => m.Title))}");
-                catalog.Switch(model);
-            }
+            var model = body.String(SdapiOptions.CheckpointKey) is { } wanted ? FindModel(catalog, wanted, SdapiOptions.CheckpointKey) : null;
+            settings.Write(body); // checks every key it uses before keeping any
+            if (model is not null) catalog.Switch(model);
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
         api.MapGet("/upscalers", SdapiHiresAndVariation.Upscalers);
@@ -122,10 +118,41 @@ public static class SdapiEndpoints
         skipped = false, interrupted = false, job = "", job_count = 0, job_timestamp = "0", job_no = 0, sampling_step = 0, sampling_steps = 0,
     };
 
-    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, JobSubmitter submit, bool img2img)
+    private static CatalogModel FindModel(ModelCatalog catalog, string wanted, string field) => catalog.Find(wanted)
+        ?? throw new BadRequestException(field, $"{field} names model '{wanted}', which is not listed; choose one of: {string.Join(", ", catalog.Models.Select(m => m.Title))}");
+
+    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, SdapiOptions stored, State state, JobSubmitter submit, bool img2img)
     {
         var body = await Lenient.ReadObjectAsync(ctx.Request);
-        var request = ToRequest(body, catalog, options, img2img);
+        var overrides = body.Field("override_settings") switch
+        {
+            null => (JsonElement?)null,
+            { ValueKind: JsonValueKind.Object } o => o,
+            _ => throw new BadRequestException("override_settings", "override_settings must be an object of setting names and values"),
+        };
+        var settings = stored.Resolve(overrides);
+        // A1111 keeps the overrides as settings when told not to restore them.
+        bool restore = body.Bool("override_settings_restore_afterwards") ?? true;
+        var model = settings.Checkpoint is { } wanted ? FindModel(catalog, wanted, $"override_settings.{SdapiOptions.CheckpointKey}") : null;
+        if (!restore && overrides is { } kept) stored.Write(kept);
+        var previous = catalog.Current;
+        if (model is not null) catalog.Switch(model);
+        try
+        {
+            return await Generate(ctx, body, settings, catalog, options, state, submit, img2img);
+        }
+        finally
+        {
+            // Back to the model before the override, unless someone switched again meanwhile.
+            if (model is not null && restore && model != previous && catalog.Current == model) catalog.Switch(previous);
+        }
+    }
+
+    private static async Task<IResult> Generate(HttpContext ctx, JsonElement body, SdapiSettings settings, ModelCatalog catalog, ServerOptions options, State state,
+        JobSubmitter submit, bool img2img)
+    {
+        var request = ToRequest(body, catalog, options, img2img, settings);
+        var notApplied = SdapiNotApplied.For(body, settings, request.Scheduler ?? catalog.Engine.Model.SchedulerConfig.ClassName, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
         var job = await submit(request, ctx);
         lock (state)
@@ -149,6 +176,7 @@ public static class SdapiEndpoints
         var gen = result.Generation;
         var plan = job.Plan;
         var seeds = gen.Images.Select(i => i.Seed).ToArray();
+        SdapiNotApplied.AddModelLimits(notApplied, job.Plan);
         var info = new JsonObject
         {
             ["prompt"] = request.Prompt,
@@ -167,7 +195,10 @@ public static class SdapiEndpoints
             ["sampler_name"] = gen.Scheduler,
             ["cfg_scale"] = request.GuidanceScale,
             ["steps"] = request.Steps,
-            ["batch_size"] = seeds.Length,
+            ["batch_size"] = request.Count / Math.Max(1, (int)(body.Integer("n_iter") ?? 1)),
+            ["n_iter"] = (int)(body.Integer("n_iter") ?? 1),
+            ["clip_skip"] = job.Plan.ClipSkip,
+            ["tiling"] = request.Tiling,
             ["denoising_strength"] = img2img ? request.Strength : request.Hires?.DenoisingStrength,
             ["sd_model_name"] = catalog.Current.Name,
             ["sd_model_hash"] = catalog.Current.Hash[..10],
@@ -175,10 +206,13 @@ public static class SdapiEndpoints
             ["index_of_first_image"] = 0,
             ["job_timestamp"] = job.SubmittedAt.ToString("yyyyMMddHHmmss"),
             ["version"] = "AsyncDiffusion",
+            ["not_applied"] = new JsonArray(notApplied.Select(n => (JsonNode)n).ToArray()),
         };
+        // The engine encodes PNG; A1111 sends images in its samples_format setting.
+        var files = settings.SamplesFormat == ImageFormat.Png ? result.Files : gen.Images.Select(i => ImageCodec.Encode(i.Image, settings.SamplesFormat, i.Infotext)).ToArray();
         return Results.Json(new
         {
-            images = sendImages ? result.Files.Select(Convert.ToBase64String).ToArray() : [],
+            images = sendImages ? files.Select(Convert.ToBase64String).ToArray() : [],
             parameters = Echo(body),
             info = info.ToJsonString(),
         });
@@ -192,10 +226,14 @@ public static class SdapiEndpoints
         return node;
     }
 
-    internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
+    internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img, SdapiSettings settings)
     {
         var limits = options.Limits;
-        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), catalog.Engine.Model.SchedulerConfig);
+        var schedulerConfig = catalog.Engine.Model.SchedulerConfig;
+        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), schedulerConfig);
+        // eta reaches the samplers that take one (DDIM, TCD): the request's, else the eta_ddim setting, as in A1111.
+        double eta = b.Number("eta") ?? settings.EtaDdim;
+        if (eta != 0 && (sampler is null ? SchedulerRegistry.CreateDefault(schedulerConfig) : SchedulerRegistry.Create(sampler, schedulerConfig)) is not IEtaScheduler) eta = 0;
 
         int batch = Lenient.ClampInt(b.Integer("batch_size"), "batch_size", 1, limits.MaxCount, 1);
         int iterations = Lenient.ClampInt(b.Integer("n_iter"), "n_iter", 1, limits.MaxCount, 1);
@@ -228,6 +266,10 @@ public static class SdapiEndpoints
             Strength = b.Number("denoising_strength") ?? 0.75,
             Inpainting = img2img ? SdapiInpainting.Read(b, options) : null,
             InitialNoiseMultiplier = img2img ? SdapiInpainting.NoiseMultiplier(b) : 1.0,
+            Eta = eta,
+            Rng = settings.Rng,
+            ClipSkip = settings.ClipSkip,
+            Tiling = b.Bool("tiling") ?? false,
         };
         return SdapiHiresAndVariation.Apply(b, request, catalog, img2img);
     }

@@ -1,6 +1,7 @@
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
 using AsyncDiffusion.Onnx.Graphs;
+using AsyncDiffusion.Onnx.Graphs.Rewriting;
 
 namespace AsyncDiffusion.Models;
 
@@ -15,8 +16,20 @@ public static class Taesd
     public static SafeTensors BuiltInDecoderWeights => EmbeddedData.SafeTensors("taesd_decoder.safetensors");
     public static SafeTensors BuiltInEncoderWeights => EmbeddedData.SafeTensors("taesd_encoder.safetensors");
 
-    public static TaesdDecoder LoadDecoder(SessionSettings settings, SafeTensors? weights = null) =>
-        new(OnnxModel.FromBytes(BuildDecoder(weights ?? BuiltInDecoderWeights), "TAESD decoder", settings));
+    /// <param name="settings">ONNX Runtime session settings.</param>
+    /// <param name="weights">TAESD decoder weights; null: the built-in ones.</param>
+    /// <param name="circular">Pad every convolution circularly (seamless tiling).</param>
+    public static TaesdDecoder LoadDecoder(SessionSettings settings, SafeTensors? weights = null, bool circular = false)
+    {
+        var model = BuildDecoder(weights ?? BuiltInDecoderWeights);
+        if (circular)
+        {
+            var graph = OnnxGraph.FromBytes(model, "TAESD decoder");
+            CircularPadding.ApplyOrFail(graph);
+            model = graph.ToBytes();
+        }
+        return new(OnnxModel.FromBytes(model, circular ? "TAESD decoder (circular)" : "TAESD decoder", settings));
+    }
 
     public static TaesdEncoder LoadEncoder(SessionSettings settings, SafeTensors? weights = null) =>
         new(OnnxModel.FromBytes(BuildEncoder(weights ?? BuiltInEncoderWeights), "TAESD encoder", settings));

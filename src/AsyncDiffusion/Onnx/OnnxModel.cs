@@ -56,6 +56,28 @@ public sealed class OnnxModel : IDisposable
     }
 
     /// <summary>
+    /// A second session for the model file at <paramref name="path"/>, with its graph changed by
+    /// <paramref name="rewrite"/> (circular padding, extra outputs). Only the graph's structure is
+    /// read and rewritten: weights kept in external data files are read by ONNX Runtime from the
+    /// model's folder, as for the original. Messages name the original file.
+    /// </summary>
+    internal static OnnxModel LoadRewritten(string path, SessionSettings settings, Action<Graphs.Rewriting.OnnxGraph> rewrite)
+    {
+        var graph = Graphs.Rewriting.OnnxGraph.Load(path, externalData: false);
+        rewrite(graph);
+        using var options = settings.ToOptions();
+        options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        try
+        {
+            return new OnnxModel(path, new InferenceSession(graph.ToBytes(), options));
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new ModelFolderException($"'{path}' could not be loaded by ONNX Runtime after rewriting its graph: {FirstLine(e.Message)}.", e);
+        }
+    }
+
+    /// <summary>
     /// Sees the values of extra graph outputs on every run (calibration copies of a graph expose
     /// inner tensors this way); callers of <see cref="Run"/> still get only what they asked for.
     /// </summary>

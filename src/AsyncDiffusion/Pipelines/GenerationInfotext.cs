@@ -31,7 +31,9 @@ public static class GenerationInfotext
         if (r.IsImageToImage) p.Add(new("Denoising strength", Infotext.Number(r.Strength)));
         else if (plan.Hires is { } hires) p.Add(new("Denoising strength", Infotext.Number(hires.Strength)));
         if (r.Eta > 0) p.Add(new("Eta", Infotext.Number(r.Eta)));
+        if (plan.ClipSkip > 1) p.Add(new("Clip skip", plan.ClipSkip.ToString()));
         p.Add(new("RNG", r.Rng switch { NoiseGeneratorKind.Philox => "NV", NoiseGeneratorKind.Numpy => "numpy", _ => "CPU" }));
+        if (r.Tiling) p.Add(new("Tiling", "True"));
         if (r.Decoder == DecoderKind.Taesd) p.Add(new("VAE", "TAESD"));
         if (inpainting is not null) p.AddRange(inpainting);
         if (r.IsImageToImage && r.InitialNoiseMultiplier != 1) p.Add(new("Noise multiplier", Infotext.Number(r.InitialNoiseMultiplier)));

@@ -34,6 +34,9 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
     public int OutputWidth => Hires?.Width ?? Width;
     public int OutputHeight => Hires?.Height ?? Height;
 
+    /// <summary>The clip skip the text states are computed with: the request's, or 1 where the model's encoder ignores it (SD 2.x, as in A1111).</summary>
+    public int ClipSkip { get; private init; } = 1;
+
     /// <summary>UNet rows per image and step: 2 with classifier-free guidance (unconditional, conditional), else 1.</summary>
     public int RowsPerImage => Request.UsesGuidance ? 2 : 1;
 
@@ -77,6 +80,10 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         if (!double.IsFinite(r.Eta) || r.Eta < 0 || r.Eta > 1)
             throw new AsyncDiffusionException($"eta is {r.Eta}; expected 0 to 1.");
 
+        if (r.ClipSkip < 1 || r.ClipSkip > GenerationRequest.MaxClipSkip)
+            throw new AsyncDiffusionException($"clip skip is {r.ClipSkip}; expected 1 (the text encoder's last layer) to {GenerationRequest.MaxClipSkip}.");
+        model.TextEncoder.CheckClipSkip(r.ClipSkip);
+
         int width = r.Width ?? model.NativeSize, height = r.Height ?? model.NativeSize;
         CheckSize("width", width, limits.MaxWidth, model);
         CheckSize("height", height, limits.MaxHeight, model);
@@ -119,6 +126,7 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
             LatentChannels = model.LatentChannels,
             InputChannels = model.UNet.InputChannels,
             VaeScaleFactor = model.VaeScaleFactor,
+            ClipSkip = model.TextEncoder.IgnoresClipSkip ? 1 : r.ClipSkip,
         };
     }
 

@@ -67,6 +67,18 @@ public sealed record GenerationRequest
     /// <summary>DDIM's eta (0: deterministic).</summary>
     public double Eta { get; init; }
 
+    /// <summary>
+    /// Clip skip (A1111's CLIP_stop_at_last_layers): 1 uses the text encoder's last layer; N takes
+    /// the states N − 1 layers earlier, through the final layer norm. SD 2.x encoders ignore it, as in A1111.
+    /// </summary>
+    public int ClipSkip { get; init; } = 1;
+
+    /// <summary>The largest clip skip any request may name (OpenCLIP-H has 24 layers); the model's own layer count is checked when the request is planned.</summary>
+    public const int MaxClipSkip = 24;
+
+    /// <summary>Seamless tiling: the UNet's and VAE's convolutions pad circularly, so the image tiles without seams.</summary>
+    public bool Tiling { get; init; }
+
     /// <summary>Run classifier-free guidance's two halves as one UNet batch of 2 (else two calls).</summary>
     public bool CfgAsBatch { get; init; } = true;
 

@@ -28,7 +28,7 @@ public sealed class RequestPreparation(ModelFolder model, PromptCache prompts)
     public IReadOnlyList<DenoisingImage> Prepare(GenerationPlan plan, StageTimings timings, CancellationToken cancellation)
     {
         var request = plan.Request;
-        var prompt = prompts.Encode(request.Prompt, request.NegativePrompt, request.UsesGuidance, timings, cancellation);
+        var prompt = prompts.Encode(request.Prompt, request.NegativePrompt, request.UsesGuidance, plan.ClipSkip, timings, cancellation);
         InitImageLatents? init = null;
         PreparedInpainting? inpainting = null;
         InpaintingConditioning? conditioning = null;
@@ -42,17 +42,20 @@ public sealed class RequestPreparation(ModelFolder model, PromptCache prompts)
                 sized = inpainting.Source;
             }
             else sized = ImageCodec.ResizeAndCrop(image, plan.Width, plan.Height);
-            init = model.VaeEncoder!.EncodeImage(sized, cancellation);
+            init = Encoder(request).EncodeImage(sized, cancellation);
         }
-        if (model.UNet.IsInpainting) conditioning = InpaintingConditioning.Prepare(model.VaeEncoder!, plan, inpainting, cancellation);
+        if (model.UNet.IsInpainting) conditioning = InpaintingConditioning.Prepare(Encoder(request), plan, inpainting, cancellation);
         InpaintingConditioning? hiresConditioning = null;
         if (plan.Hires is { } hires && model.UNet.IsInpainting)
-            hiresConditioning = InpaintingConditioning.WholeImage(model.VaeEncoder!, hires.Width, hires.Height, hires.Pass.LatentWidth, hires.Pass.LatentHeight, cancellation);
+            hiresConditioning = InpaintingConditioning.WholeImage(Encoder(request), hires.Width, hires.Height, hires.Pass.LatentWidth, hires.Pass.LatentHeight, cancellation);
         if (init is not null || conditioning is not null) timings.ImageEncodeMs += clock.Elapsed.TotalMilliseconds;
         var hiresPrompt = plan.Hires is { HasOwnPrompts: true } own
-            ? prompts.Encode(own.Prompt, own.NegativePrompt, request.UsesGuidance, timings, cancellation)
+            ? prompts.Encode(own.Prompt, own.NegativePrompt, request.UsesGuidance, plan.ClipSkip, timings, cancellation)
             : prompt;
         var inputs = new RequestInputs(prompt, init, inpainting, conditioning) { HiresPrompt = hiresPrompt, HiresConditioning = hiresConditioning };
         return Enumerable.Range(0, plan.Seeds.Length).Select(i => DenoisingImage.Start(plan, i, inputs)).ToArray();
     }
+
+    // Seamless tiling pads the VAE encoder's convolutions circularly too, as A1111 does.
+    private VaeEncoder Encoder(GenerationRequest request) => request.Tiling ? model.VaeEncoder!.Circular : model.VaeEncoder!;
 }

@@ -39,7 +39,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         var total = Stopwatch.StartNew();
         var timings = new StageTimings();
         var memory = PeakMemory.Start();
-        var decoder = _decoders.For(plan.Request.Decoder);
+        var decoder = _decoders.For(plan.Request.Decoder, plan.Request.Tiling);
 
         var images = new List<GeneratedImage>();
         var prepared = _preparation.Prepare(plan, timings, cancellation);

@@ -27,7 +27,7 @@ internal sealed class DecodeStage(StageQueues queues, LatentDecoders decoders, H
                     queues.Denoise.Add(w);
                     continue;
                 }
-                w.Decoded = w.Image.Decode(decoders.For(job.Request.Decoder), job.CancellationToken);
+                w.Decoded = w.Image.Decode(decoders.For(job.Request.Decoder, job.Request.Tiling), job.CancellationToken);
                 w.Outputs.AddDecodeTime(clock.Elapsed.TotalMilliseconds);
                 w.Outputs.Memory.Sample();
                 queues.Encode.Writer.TryWrite(w);
