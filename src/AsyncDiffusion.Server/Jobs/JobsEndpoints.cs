@@ -4,6 +4,7 @@ using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Jobs;
@@ -18,16 +19,15 @@ public static class JobsEndpoints
         {
             var b = await Lenient.ReadObjectAsync(ctx.Request);
             var request = ToRequest(b, options);
-            var (engine, prepared) = catalog.Prepare(request);
-            var job = engine.Submit(prepared);
-            return Results.Json(Describe(job, ctx), statusCode: 202);
+            var job = await catalog.SubmitAsync(request); // <lora:name:weight> tags pick the merged variant
+            return new CompleteJson(Describe(job, ctx), 202);
         }));
-        api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? Results.Json(Describe(job, ctx)) : NotFound(id));
+        api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? new CompleteJson(Describe(job, ctx)) : NotFound(id));
         api.MapDelete("/jobs/{id}", (string id, HttpContext ctx) =>
         {
             if (Find(catalog, id) is not { } job) return NotFound(id);
             job.Cancel();
-            return Results.Json(Describe(job, ctx));
+            return new CompleteJson(Describe(job, ctx));
         });
         api.MapGet("/jobs/{id}/events", async (string id, HttpContext ctx) =>
         {
@@ -60,10 +60,11 @@ public static class JobsEndpoints
             return index >= 0 && index < files.Count ? Results.File(files[index], "image/png", $"{id}-{index}.png") : NotFound($"{id}/images/{index}");
         });
         api.MapGet("/jobs/{id}/preview", (string id) =>
-            Find(catalog, id) is { } job && catalog.Engine.PreviewPng(job) is { } png ? Results.File(png, "image/png") : NotFound(id));
+            Find(catalog, id) is { } job && catalog.Preview(job) is { } png ? Results.File(png, "image/png") : NotFound(id));
     }
 
-    private static Job? Find(ModelCatalog catalog, string id) => catalog.Engine.Find(id);
+    // Jobs of a previous model stay reachable (and cancellable) after a switch.
+    private static Job? Find(ModelCatalog catalog, string id) => catalog.FindJob(id);
 
     private static IResult NotFound(string id) => Results.Json(new { error = "not_found", detail = $"No job '{id}'." }, statusCode: 404);
 
@@ -111,7 +112,7 @@ public static class JobsEndpoints
             "taesd" => DecoderKind.Taesd,
             var d => throw new BadRequestException("decoder", $"decoder '{d}' is not vae or taesd"),
         },
-        InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
+        InitImage = b.Field("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
         Inpainting = JobsInpainting.Read(b, options),
         ClipSkip = Lenient.ClampInt(b.Integer("clip_skip"), "clip_skip", 1, GenerationRequest.MaxClipSkip, 1),

@@ -15,7 +15,7 @@ internal static class SdapiInpainting
     /// <summary>The inpainting options of an img2img body; null when it has no mask.</summary>
     public static InpaintingOptions? Read(JsonElement b, ServerOptions options)
     {
-        if (b.String("mask") is not { } text || string.IsNullOrWhiteSpace(text)) return null;
+        if (b.Field("mask") is not { } text || UploadedImages.IsBlank(text)) return null;
         bool round = b.Bool("mask_round") ?? true;
         var mask = InpaintMasks.FromImage(UploadedImages.RgbaFromBase64(text, "mask", options.MaxImagePixels), round);
         int blurX, blurY;

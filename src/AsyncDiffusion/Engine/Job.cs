@@ -92,10 +92,11 @@ public sealed class Job
 
     internal void StepDone(int image, int step, int steps, double timestep, float[] latents, int latentHeight, int latentWidth)
     {
-        Interlocked.Increment(ref _stepsDone);
+        // Latents (and their size) first, then the count: a poller that sees step k never pairs it with older latents.
         LatestLatentSize = (latentHeight, latentWidth);
         LatestLatents = latents;
         LatestImageIndex = image;
+        Interlocked.Increment(ref _stepsDone);
         Emit(new JobStep(Id, image, step, steps, timestep));
     }
 

@@ -12,6 +12,12 @@ namespace AsyncDiffusion.Pipelines;
 /// </summary>
 public sealed record GenerationPlan(GenerationRequest Request, int Width, int Height, long[] Seeds, string SchedulerName, string ModelName)
 {
+    /// <summary>The request as validated; after <see cref="ReleaseInputs"/>, without its uploaded image.</summary>
+    public GenerationRequest Request { get; private set; } = Request;
+
+    /// <summary>Lets go of the request's uploaded image once it has been prepared (its latents live on in the images being denoised).</summary>
+    public void ReleaseInputs() => Request = Request.WithoutImages();
+
     /// <summary>The first (for most requests the only) pass: the request's size and schedule.</summary>
     public DenoisingPass FirstPass { get; private init; } = null!;
 

@@ -82,7 +82,17 @@ public sealed record GenerationRequest
     /// <summary>Run classifier-free guidance's two halves as one UNet batch of 2 (else two calls).</summary>
     public bool CfgAsBatch { get; init; } = true;
 
-    public bool IsImageToImage => InitImage is not null;
+    public bool IsImageToImage => InitImage is not null || ImagesReleased;
+
+    // Set by WithoutImages: the request was img2img, its image (and mask) prepared and let go.
+    private bool ImagesReleased { get; init; }
+
+    /// <summary>
+    /// This request without its uploaded image and inpainting mask, for keeping after preparation
+    /// has turned them into latents (a queued or finished job must not pin a decoded upload); it
+    /// still reads as img2img, so infotexts and results do not change.
+    /// </summary>
+    public GenerationRequest WithoutImages() => InitImage is null && Inpainting is null ? this : this with { InitImage = null, Inpainting = null, ImagesReleased = true };
 
     /// <summary>Guidance ≤ 1 needs no unconditional half (SD-Turbo, LCM).</summary>
     public bool UsesGuidance => GuidanceScale > 1.0;
