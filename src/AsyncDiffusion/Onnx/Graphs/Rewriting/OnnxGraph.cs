@@ -98,6 +98,9 @@ internal sealed class OnnxGraph
         Model.WriteTo(stream);
     }
 
+    /// <summary>Whether some initializer still refers to an external data file (a graph loaded without its external data).</summary>
+    public bool HasExternalData => Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
+
     public bool IsInitializer(string name) => _initializers.ContainsKey(name);
 
     public TensorProto? Initializer(string name) => _initializers.GetValueOrDefault(name);
