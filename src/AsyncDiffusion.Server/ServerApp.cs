@@ -80,7 +80,7 @@ public static class ServerApp
         {
             status = "ready",
             model = catalog.Current.Name,
-            synthetic = catalog.Current.Synthetic,
+            built_in = catalog.Current.BuiltIn,
             engine = new
             {
                 mode = engineOptions.Mode.ToString().ToLowerInvariant(),

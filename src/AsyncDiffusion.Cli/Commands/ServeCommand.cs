@@ -12,7 +12,7 @@ public static class ServeCommand
 {
     public static Command Create(CliContext cli)
     {
-        var models = new Option<string[]>("--model") { Description = "A model clients may choose (repeat for several): " + CheckpointOptions.ModelHelp + " Default: the built-in synthetic model.", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model") { Description = "A model clients may choose (repeat for several): " + CheckpointOptions.ModelHelp + " Default: the built-in tiny-shapes model.", AllowMultipleArgumentsPerToken = true };
         var loraDir = new Option<string?>("--lora-dir") { Description = "LoRA .safetensors files prompts may use as <lora:name:weight> (merged into checkpoint models; listed at /sdapi/v1/loras)." };
         var modelsDir = new Option<string?>("--models-dir") { Description = "Serve every model folder inside this folder." };
         var urls = new Option<string>("--urls") { Description = "Where to listen: IP addresses (0.0.0.0 for all interfaces) or localhost, ';' between URLs.", DefaultValueFactory = _ => "http://127.0.0.1:7860" };
@@ -63,6 +63,7 @@ public static class ServeCommand
                 ApiAuth = parse.GetValue(apiAuth),
                 Engine = engine,
                 Limits = new Pipelines.GenerationLimits { MaxWidth = parse.GetValue(maxSize), MaxHeight = parse.GetValue(maxSize), MaxSteps = parse.GetValue(maxSteps), MaxCount = parse.GetValue(maxImages) },
+                SdapiOptionsFile = Server.Sdapi.SdapiOptions.DefaultFile,
             };
             options.Validate(); // before converting checkpoints, writing the built-in model or loading anything
 
@@ -83,6 +84,7 @@ public static class ServeCommand
                 Models = folders,
                 Checkpoints = checkpoints,
                 BuiltInModel = folders.Count == 0 ? BuiltInModel.Ensure() : null,
+                DefaultGuidanceScale = folders.Count == 0 ? Models.Synthetic.TinyShapesModel.GuidanceScale : null,
             };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
             if (parse.GetValue(cluster) is { } connection)

@@ -8,7 +8,7 @@ using AsyncDiffusion.Server.Configuration;
 namespace AsyncDiffusion.Server.Catalog;
 
 /// <summary>One model clients can pick: its name, A1111-style title and hash, and folder (never shown); the checkpoint it was converted from, if any.</summary>
-public sealed record CatalogModel(string Name, string Title, string Hash, string Folder, bool Synthetic, ServedCheckpoint? Checkpoint = null);
+public sealed record CatalogModel(string Name, string Title, string Hash, string Folder, bool BuiltIn, ServedCheckpoint? Checkpoint = null);
 
 /// <summary>
 /// The listed models and the one currently loaded into the engine. Switching (A1111's
@@ -50,14 +50,14 @@ public sealed class ModelCatalog : IDisposable
         Loras = new LoraLibrary(options.LoraDir);
         foreach (var problem in Loras.Problems) log.LogWarning("LoRA not offered: {Problem}", problem);
         var folders = options.Models.Count > 0 ? options.Models : [options.BuiltInModel ?? throw new InvalidOperationException("No model and no built-in model.")];
-        Models = folders.Select(f => Describe(f, synthetic: options.Models.Count == 0, options.Checkpoints)).ToArray();
+        Models = folders.Select(f => Describe(f, builtIn: options.Models.Count == 0, options.Checkpoints)).ToArray();
         var duplicate = Models.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new AsyncDiffusionException($"Two models are named '{duplicate.Key}'; model folders must have distinct names.");
         // Every listed folder's files are checked now (fast: no model is loaded), so a broken one stops the start rather than a later switch.
         foreach (var model in Models) AsyncDiffusion.Models.ModelFolder.Validate(model.Folder);
         _current = Models[0];
         if (options.Models.Count == 0)
-            log.LogWarning("No --model given: serving the built-in synthetic model (real SD architecture, random weights): images are abstract.");
+            log.LogWarning("No --model given: serving the built-in tiny-shapes model (64x64, trained on coloured shapes: \"a red circle on a blue background\").");
         log.LogInformation("Loading model {Name}…", _current.Name);
         _engine = _open(_current.Folder);
     }
@@ -215,7 +215,7 @@ public sealed class ModelCatalog : IDisposable
         a.Cancelled + b.Cancelled, a.Rejected + b.Rejected, a.Images + b.Images, a.UNetCalls + b.UNetCalls, a.UNetRows + b.UNetRows,
         a.PromptCacheHits + b.PromptCacheHits, a.PromptCacheMisses + b.PromptCacheMisses, a.UNetActiveMs + b.UNetActiveMs);
 
-    private static CatalogModel Describe(string folder, bool synthetic, IReadOnlyDictionary<string, ServedCheckpoint> checkpoints)
+    private static CatalogModel Describe(string folder, bool builtIn, IReadOnlyDictionary<string, ServedCheckpoint> checkpoints)
     {
         string full = Path.GetFullPath(folder);
         // A1111 names a checkpoint by its file and hashes the file: so do we for models converted from one.
@@ -225,7 +225,7 @@ public sealed class ModelCatalog : IDisposable
         string index = Path.Combine(full, "model_index.json");
         // A1111 hashes the checkpoint file; hashing gigabytes of weights at start-up is not worth it, so the hash covers the folder's index.
         string hash = Convert.ToHexStringLower(SHA256.HashData(File.Exists(index) ? File.ReadAllBytes(index) : System.Text.Encoding.UTF8.GetBytes(name)));
-        return new CatalogModel(name, $"{name} [{hash[..10]}]", hash, full, synthetic);
+        return new CatalogModel(name, $"{name} [{hash[..10]}]", hash, full, builtIn);
     }
 
     public void Dispose()

@@ -78,7 +78,7 @@ public static class ErrorResponses
             object body = path.StartsWith("/sdapi", StringComparison.Ordinal)
                 ? new { error = kind, detail = message, body = "", errors = message }
                 : path.StartsWith("/v1", StringComparison.Ordinal)
-                    ? OpenAIEndpoints.Error(message, kind, string.IsNullOrEmpty(field) ? null : field, status == 429 ? "rate_limit_exceeded" : null)
+                    ? OpenAIEndpoints.Error(message, kind, string.IsNullOrEmpty(field) ? null : field, status == 429 ? "rate_limit_exceeded" : (e as BadRequestException)?.Code)
                     : new { error = kind, detail = message };
             await new CompleteJson(body, status).ExecuteAsync(ctx);
         }

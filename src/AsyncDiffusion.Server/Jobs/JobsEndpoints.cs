@@ -80,8 +80,9 @@ public static class JobsEndpoints
             submitted_at = job.SubmittedAt,
             started_at = job.StartedAt,
             seeds = job.Plan.Seeds,
-            width = job.Plan.Width,
-            height = job.Plan.Height,
+            subseeds = job.Plan.Request.SubseedStrength != 0 ? job.Plan.Subseeds : null,
+            width = job.Plan.OutputWidth,
+            height = job.Plan.OutputHeight,
             scheduler = job.Plan.SchedulerName,
             prompt = r.Prompt,
             negative_prompt = r.NegativePrompt,
@@ -94,12 +95,12 @@ public static class JobsEndpoints
     }
 
     /// <summary>A native jobs request body as a generation request (the cluster node maps the same bodies).</summary>
-    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
+    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => JobsHiresAndVariation.Apply(b, new GenerationRequest
     {
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",
         Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, options.Limits.MaxSteps, 20),
-        GuidanceScale = b.Number("guidance_scale") ?? b.Number("cfg") ?? 7.5,
+        GuidanceScale = b.Number("guidance_scale") ?? b.Number("cfg") ?? options.DefaultGuidanceScale ?? 7.5,
         Width = b.Integer("width") is long w ? (int)Math.Clamp(w, 0, 100_000) : null,
         Height = b.Integer("height") is long h ? (int)Math.Clamp(h, 0, 100_000) : null,
         Seed = b.Integer("seed") ?? -1,
@@ -114,5 +115,7 @@ public static class JobsEndpoints
         InitImage = b.Field("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
         Inpainting = JobsInpainting.Read(b, options),
-    };
+        ClipSkip = Lenient.ClampInt(b.Integer("clip_skip"), "clip_skip", 1, GenerationRequest.MaxClipSkip, 1),
+        Tiling = b.Bool("tiling") ?? false,
+    });
 }

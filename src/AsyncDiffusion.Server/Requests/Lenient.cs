@@ -171,8 +171,11 @@ public static class Lenient
 }
 
 /// <summary>Bad client input: answered 400 (or 422) in the shape of the API that was called.</summary>
-public sealed class BadRequestException(string field, string message, int status = 400) : Exception(message)
+public sealed class BadRequestException(string field, string message, int status = 400, string? code = null) : Exception(message)
 {
     public string Field { get; } = field;
     public int Status { get; } = status;
+
+    /// <summary>A machine-readable reason where the API has one (OpenAI's <c>error.code</c>, e.g. <c>unknown_parameter</c>).</summary>
+    public string? Code { get; } = code;
 }

@@ -42,10 +42,11 @@ public static class SdapiEndpoints
     public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, JobSubmitter submit)
     {
         var state = new State();
+        var settings = new SdapiOptions(options.SdapiOptionsFile, warning => app.Logger.LogWarning("Settings: {Warning}", warning));
         var api = app.MapGroup("/sdapi/v1");
 
-        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: false)));
-        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, state, submit, img2img: true)));
+        api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, settings, state, submit, img2img: false)));
+        api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, settings, state, submit, img2img: true)));
 
         // Progress, previews and interrupts concern the caller's own jobs: another client's images are not shown or stopped.
         api.MapGet("/progress", (HttpContext ctx) =>
@@ -87,25 +88,22 @@ public static class SdapiEndpoints
         }));
         api.MapGet("/samplers", SamplerCatalogue.Samplers);
         api.MapGet("/schedulers", SamplerCatalogue.ScheduleTypes);
-        api.MapGet("/options", () => Results.Json(new Dictionary<string, object?>
+        api.MapGet("/options", () => Results.Json(settings.Snapshot(new Dictionary<string, JsonNode?>
         {
-            ["sd_model_checkpoint"] = catalog.Current.Title,
+            [SdapiOptions.CheckpointKey] = catalog.Current.Title,
             ["sd_checkpoint_hash"] = catalog.Current.Hash,
-            ["samples_format"] = "png",
-            ["sd_vae"] = "Automatic",
-        }));
+        })));
         api.MapPost("/options", (Delegate)(async (HttpContext ctx) =>
         {
             var body = await Lenient.ReadObjectAsync(ctx.Request);
-            if (body.String("sd_model_checkpoint") is { } wanted)
-            {
-                var model = catalog.Find(wanted)
-                    ?? throw new BadRequestException("sd_model_checkpoint", $"model '{wanted}' is not listed; choose one of: {string.Join(", ", catalog.Models.Select(m => m.Title))}");
-                await catalog.SwitchAsync(model);
-            }
+            var model = body.String(SdapiOptions.CheckpointKey) is { } wanted ? FindModel(catalog, wanted, SdapiOptions.CheckpointKey) : null;
+            settings.Write(body); // checks every key it uses before keeping any
+            if (model is not null) await catalog.SwitchAsync(model);
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
-        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
+        api.MapGet("/upscalers", SdapiHiresAndVariation.Upscalers);
+        api.MapGet("/latent-upscale-modes", SdapiHiresAndVariation.LatentUpscaleModes);
+        foreach (var empty in new[] { "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
             api.MapGet("/" + empty, () => Array.Empty<object>());
         // LoRAs from --lora-dir, for <lora:name:weight> in prompts; the path is the file name only.
         api.MapGet("/loras", () => catalog.Loras.Loras.Select(l => new { name = l.Name, alias = l.Name, path = l.FileName, metadata = l.Metadata }));
@@ -137,11 +135,42 @@ public static class SdapiEndpoints
         skipped = false, interrupted = false, job = "", job_count = 0, job_timestamp = "0", job_no = 0, sampling_step = 0, sampling_steps = 0,
     };
 
-    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, State state, JobSubmitter submit, bool img2img)
+    private static CatalogModel FindModel(ModelCatalog catalog, string wanted, string field) => catalog.Find(wanted)
+        ?? throw new BadRequestException(field, $"{field} names model '{wanted}', which is not listed; choose one of: {string.Join(", ", catalog.Models.Select(m => m.Title))}");
+
+    private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, SdapiOptions stored, State state, JobSubmitter submit, bool img2img)
     {
         // Everything read from the body is read here, before the work: nothing about it can fail afterwards.
         var body = await Lenient.ReadObjectAsync(ctx.Request);
-        var request = ToRequest(body, catalog, options, img2img);
+        var overrides = body.Field("override_settings") switch
+        {
+            null => (JsonElement?)null,
+            { ValueKind: JsonValueKind.Object } o => o,
+            _ => throw new BadRequestException("override_settings", "override_settings must be an object of setting names and values"),
+        };
+        var settings = stored.Resolve(overrides);
+        // A1111 keeps the overrides as settings when told not to restore them.
+        bool restore = body.Bool("override_settings_restore_afterwards") ?? true;
+        var model = settings.Checkpoint is { } wanted ? FindModel(catalog, wanted, $"override_settings.{SdapiOptions.CheckpointKey}") : null;
+        if (!restore && overrides is { } kept) stored.Write(kept);
+        var previous = catalog.Current;
+        if (model is not null) await catalog.SwitchAsync(model);
+        try
+        {
+            return await Generate(ctx, body, settings, catalog, options, state, submit, img2img);
+        }
+        finally
+        {
+            // Back to the model before the override, unless someone switched again meanwhile.
+            if (model is not null && restore && model != previous && catalog.Current == model) await catalog.SwitchAsync(previous);
+        }
+    }
+
+    private static async Task<IResult> Generate(HttpContext ctx, JsonElement body, SdapiSettings settings, ModelCatalog catalog, ServerOptions options, State state,
+        JobSubmitter submit, bool img2img)
+    {
+        var request = ToRequest(body, catalog, options, img2img, settings);
+        var notApplied = SdapiNotApplied.For(body, settings, request.Scheduler ?? catalog.Engine.Model.SchedulerConfig.ClassName, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
         var parameters = Echo(body);
         var model = catalog.Current;
@@ -160,7 +189,9 @@ public static class SdapiEndpoints
             return new CompleteJson(new { images = Array.Empty<string>(), parameters, info = "{}" });
         }
         var gen = result.Generation;
+        var plan = job.Plan;
         var seeds = gen.Images.Select(i => i.Seed).ToArray();
+        SdapiNotApplied.AddModelLimits(notApplied, job.Plan);
         var info = new JsonObject
         {
             ["prompt"] = request.Prompt,
@@ -169,26 +200,35 @@ public static class SdapiEndpoints
             ["all_negative_prompts"] = new JsonArray(seeds.Select(_ => (JsonNode)request.NegativePrompt).ToArray()),
             ["seed"] = seeds[0],
             ["all_seeds"] = new JsonArray(seeds.Select(s => (JsonNode)s).ToArray()),
-            ["subseed"] = -1,
-            ["all_subseeds"] = new JsonArray(seeds.Select(_ => (JsonNode)(-1)).ToArray()),
-            ["width"] = gen.Width,
-            ["height"] = gen.Height,
+            ["subseed"] = plan.Subseeds[0],
+            ["all_subseeds"] = new JsonArray(plan.Subseeds.Select(s => (JsonNode)s).ToArray()),
+            ["subseed_strength"] = request.SubseedStrength,
+            ["seed_resize_from_w"] = request.SeedResizeFromWidth,
+            ["seed_resize_from_h"] = request.SeedResizeFromHeight,
+            ["width"] = plan.Width, // A1111 reports the first pass's size; hires images are larger
+            ["height"] = plan.Height,
             ["sampler_name"] = gen.Scheduler,
             ["cfg_scale"] = request.GuidanceScale,
             ["steps"] = request.Steps,
-            ["batch_size"] = seeds.Length,
-            ["denoising_strength"] = img2img ? request.Strength : null,
-            ["sd_model_name"] = model.Name,
-            ["sd_model_hash"] = model.Hash[..10],
+            ["batch_size"] = request.Count / Math.Max(1, (int)(body.Integer("n_iter") ?? 1)),
+            ["n_iter"] = (int)(body.Integer("n_iter") ?? 1),
+            ["clip_skip"] = job.Plan.ClipSkip,
+            ["tiling"] = request.Tiling,
+            ["denoising_strength"] = img2img ? request.Strength : request.Hires?.DenoisingStrength,
+            ["sd_model_name"] = catalog.Current.Name,
+            ["sd_model_hash"] = catalog.Current.Hash[..10],
             ["infotexts"] = new JsonArray(gen.Images.Select(i => (JsonNode)i.Infotext).ToArray()),
             ["index_of_first_image"] = 0,
             ["job_timestamp"] = job.SubmittedAt.ToString("yyyyMMddHHmmss"),
             ["version"] = "AsyncDiffusion",
+            ["not_applied"] = new JsonArray(notApplied.Select(n => (JsonNode)n).ToArray()),
         };
-        return new CompleteJson(new
+        // The engine encodes PNG; A1111 sends images in its samples_format setting.
+        var files = settings.SamplesFormat == ImageFormat.Png ? result.Files : gen.Images.Select(i => ImageCodec.Encode(i.Image, settings.SamplesFormat, i.Infotext)).ToArray();
+        return Results.Json(new
         {
-            images = sendImages ? result.Files.Select(Convert.ToBase64String).ToArray() : [],
-            parameters,
+            images = sendImages ? files.Select(Convert.ToBase64String).ToArray() : [],
+            parameters = Echo(body),
             info = info.ToJsonString(),
         });
     }
@@ -206,10 +246,14 @@ public static class SdapiEndpoints
             _ => p.Value,
         }, StringComparer.Ordinal);
 
-    internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img)
+    internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img, SdapiSettings settings)
     {
         var limits = options.Limits;
-        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), catalog.Engine.Model.SchedulerConfig);
+        var schedulerConfig = catalog.Engine.Model.SchedulerConfig;
+        string? sampler = SamplerCatalogue.SchedulerFor(b.String("sampler_name") ?? b.String("sampler_index"), b.String("scheduler"), schedulerConfig);
+        // eta reaches the samplers that take one (DDIM, TCD): the request's, else the eta_ddim setting, as in A1111.
+        double eta = b.Number("eta") ?? settings.EtaDdim;
+        if (eta != 0 && (sampler is null ? SchedulerRegistry.CreateDefault(schedulerConfig) : SchedulerRegistry.Create(sampler, schedulerConfig)) is not IEtaScheduler) eta = 0;
 
         int batch = Lenient.ClampInt(b.Integer("batch_size"), "batch_size", 1, limits.MaxCount, 1);
         int iterations = Lenient.ClampInt(b.Integer("n_iter"), "n_iter", 1, limits.MaxCount, 1);
@@ -227,12 +271,12 @@ public static class SdapiEndpoints
             init = UploadedImages.FromBase64(first, "init_images[0]", options.MaxImagePixels);
         }
         string prompt = b.String("prompt") ?? "";
-        return new GenerationRequest
+        var request = new GenerationRequest
         {
             Prompt = prompt,
             NegativePrompt = b.String("negative_prompt") ?? "",
             Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, limits.MaxSteps, 20),
-            GuidanceScale = b.Number("cfg_scale") ?? 7.0,
+            GuidanceScale = b.Number("cfg_scale") ?? options.DefaultGuidanceScale ?? 7.0,
             Width = b.Integer("width") is long w ? (int)Math.Clamp(w, int.MinValue, int.MaxValue) : null,
             Height = b.Integer("height") is long h ? (int)Math.Clamp(h, int.MinValue, int.MaxValue) : null,
             Seed = b.Integer("seed") ?? -1,
@@ -242,6 +286,11 @@ public static class SdapiEndpoints
             Strength = b.Number("denoising_strength") ?? 0.75,
             Inpainting = img2img ? SdapiInpainting.Read(b, options) : null,
             InitialNoiseMultiplier = img2img ? SdapiInpainting.NoiseMultiplier(b) : 1.0,
+            Eta = eta,
+            Rng = settings.Rng,
+            ClipSkip = settings.ClipSkip,
+            Tiling = b.Bool("tiling") ?? false,
         };
+        return SdapiHiresAndVariation.Apply(b, request, catalog, img2img);
     }
 }

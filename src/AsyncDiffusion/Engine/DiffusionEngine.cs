@@ -99,7 +99,7 @@ public sealed class DiffusionEngine : IDisposable
             Start("prepare", new PrepareStage(_queues, new RequestPreparation(model, _prompts), _registry, gate).Run);
             for (int s = 0; s < options.Streams; s++)
                 Start($"denoise-{s}", new DenoiseStage(_queues, model, _registry, _unet, _previews, options.PreviewEvery, gate).Run);
-            Start("decode", new DecodeStage(_queues, _decoders, _registry, gate).Run);
+            Start("decode", new DecodeStage(_queues, _decoders, new HiresUpscaling(model, _decoders), _registry, gate).Run);
             Start("encode", new EncodeStage(_queues, _registry, options.OutputFormat, ImagesMade).Run);
         }
     }

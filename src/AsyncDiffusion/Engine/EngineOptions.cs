@@ -71,7 +71,7 @@ public sealed record EngineOptions
         if (tuned is not null)
             return tuned.ToOptions() with
             {
-                Rationale = $"tuned on this machine: {tuned.Streams} stream(s) × batch {tuned.MaxBatch}, {tuned.ImagesPerMinute:F1} images/min at p99 {tuned.P99Ms / 1000:F1} s ({tuned.Model}, {tuned.Size}, {tuned.Steps} steps)",
+                Rationale = $"tuned on this machine: {tuned.Streams} stream(s) × batch {tuned.MaxBatch}{(tuned.ExclusiveCompute ? "" : ", heavy calls overlapping")}, {tuned.ImagesPerMinute:F1} images/min at p99 {tuned.P99Ms / 1000:F1} s ({tuned.Model}, {tuned.Size}, {tuned.Steps} steps)",
             };
         int streams = Math.Max(1, cores / 4);
         return new EngineOptions

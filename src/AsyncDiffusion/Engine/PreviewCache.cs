@@ -39,7 +39,8 @@ internal sealed class PreviewCache(LatentDecoders decoders, ComputeGate gate)
             if (entry.Step == step) return entry.Png;
             if (job.LatestLatents is not { } latents) return null;
             var plan = job.Plan;
-            int c = plan.LatentChannels, h = plan.LatentHeight, w = plan.LatentWidth;
+            int c = plan.LatentChannels;
+            var (h, w) = job.LatestLatentSize;
             if (latents.Length != c * h * w) return null;
             _decoding.Wait();
             try

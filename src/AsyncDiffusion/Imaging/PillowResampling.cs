@@ -96,6 +96,28 @@ public static class PillowResampling
     public static RgbImage Resize(RgbImage image, int width, int height, ResampleFilter filter) =>
         new(width, height, Resize(image.Pixels, image.Width, image.Height, 3, width, height, filter));
 
+    /// <summary>
+    /// Pillow's <c>resize(size, NEAREST)</c>: its affine scaling with source coordinates stepped
+    /// from ½·scale by scale in double precision and truncated (ImagingScaleAffine).
+    /// </summary>
+    public static RgbImage ResizeNearest(RgbImage image, int width, int height)
+    {
+        if (width == image.Width && height == image.Height) return image with { Pixels = (byte[])image.Pixels.Clone() };
+        double scaleX = (double)image.Width / width, scaleY = (double)image.Height / height;
+        var columns = new int[width];
+        double xo = scaleX * 0.5;
+        for (int x = 0; x < width; x++, xo += scaleX) columns[x] = Math.Min((int)xo, image.Width - 1);
+        var result = RgbImage.Create(width, height);
+        double yo = scaleY * 0.5;
+        for (int y = 0; y < height; y++, yo += scaleY)
+        {
+            int row = Math.Min((int)yo, image.Height - 1);
+            for (int x = 0; x < width; x++)
+                image.Pixels.AsSpan((row * image.Width + columns[x]) * 3, 3).CopyTo(result.Pixels.AsSpan((y * width + x) * 3, 3));
+        }
+        return result;
+    }
+
     private static byte Clip8(int value) => (byte)Math.Clamp(value >> PrecisionBits, 0, 255);
 
     // Pillow's precompute_coeffs + normalize_coeffs_8bpc for output pixels first..first+count of outSize:

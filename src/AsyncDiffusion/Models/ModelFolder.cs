@@ -25,6 +25,12 @@ public sealed class ModelFolder : IDisposable
     /// <summary>Set for synthetic model folders (real architecture, random weights): the preset name.</summary>
     public string? SyntheticPreset { get; }
 
+    /// <summary>The key in model_index.json that marks AsyncDiffusion's built-in model; it may name the guidance scale the model was made for.</summary>
+    public const string BuiltInMarkerKey = "asyncdiffusion_builtin";
+
+    /// <summary>The guidance scale the model was made for, when its folder says (the built-in tiny-shapes model does); else null.</summary>
+    public double? RecommendedGuidanceScale { get; }
+
     /// <summary>The key in model_index.json that marks a folder written by <c>models quantize</c>.</summary>
     public const string QuantizationMarkerKey = "asyncdiffusion_quantization";
 
@@ -56,6 +62,7 @@ public sealed class ModelFolder : IDisposable
         PipelineClass = index.PipelineClass;
         SyntheticPreset = index.Synthetic;
         Quantization = index.Quantization;
+        RecommendedGuidanceScale = index.Guidance;
         Tokenizer = tokenizer;
         SchedulerConfig = scheduler;
         TextEncoder = text;
@@ -168,7 +175,7 @@ public sealed class ModelFolder : IDisposable
             throw new ModelFolderException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
-    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization);
+    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization, double? Guidance);
 
     private static ModelIndex ReadModelIndex(string path)
     {
@@ -199,7 +206,9 @@ public sealed class ModelFolder : IDisposable
                 if (q.ValueKind == JsonValueKind.Object && q.TryGetProperty("components", out var parts) && parts.ValueKind == JsonValueKind.Object)
                     foreach (var part in parts.EnumerateObject()) quantization[part.Name] = part.Value.ToString();
             }
-            return new ModelIndex(cls, synthetic, quantization);
+            double? guidance = root.TryGetProperty(BuiltInMarkerKey, out var b) && b.ValueKind == JsonValueKind.Object
+                && b.TryGetProperty("guidance_scale", out var g) && g.ValueKind == JsonValueKind.Number ? g.GetDouble() : null;
+            return new ModelIndex(cls, synthetic, quantization, guidance);
         }
         catch (JsonException e)
         {

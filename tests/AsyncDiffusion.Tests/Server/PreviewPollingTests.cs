@@ -21,7 +21,8 @@ public sealed class PreviewPollingTests : IDisposable
     }
 
     private static void Step(Job job, int step) =>
-        job.StepDone(0, step, 10, 999 - step, Enumerable.Range(0, job.Plan.LatentChannels * job.Plan.LatentHeight * job.Plan.LatentWidth).Select(i => (float)Math.Sin(i + step)).ToArray());
+        job.StepDone(0, step, 10, 999 - step, Enumerable.Range(0, job.Plan.LatentChannels * job.Plan.LatentHeight * job.Plan.LatentWidth).Select(i => (float)Math.Sin(i + step)).ToArray(),
+            job.Plan.LatentHeight, job.Plan.LatentWidth);
 
     [Fact]
     public async Task ManyPollersOfTwoJobsDecodeEachJobStepOnce()

@@ -37,8 +37,13 @@ internal sealed class OnnxGraph
 
     public IReadOnlyCollection<string> GraphOutputs => Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
 
-    /// <summary>Reads a model file and the external data files it names (which must lie beside it).</summary>
-    public static OnnxGraph Load(string path)
+    /// <summary>
+    /// Reads a model file and the external data files it names (which must lie beside it). With
+    /// <paramref name="externalData"/> false, tensors kept in external files stay references: enough
+    /// for rewrites that only change nodes, and the weights are never read into memory (see
+    /// <see cref="OnnxModel.LoadRewritten"/>).
+    /// </summary>
+    public static OnnxGraph Load(string path, bool externalData = true)
     {
         if (!File.Exists(path)) throw new ModelFolderException($"'{path}' not found; expected an ONNX model file.");
         ModelProto model;
@@ -53,8 +58,9 @@ internal sealed class OnnxGraph
         }
         if (model.Graph is null) throw new ModelFolderException($"'{path}' has no graph; expected an ONNX model.");
         string folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        foreach (var tensor in model.Graph.Initializer)
-            if (tensor.DataLocation == TensorProto.Types.DataLocation.External) LoadExternal(tensor, folder, path);
+        if (externalData)
+            foreach (var tensor in model.Graph.Initializer)
+                if (tensor.DataLocation == TensorProto.Types.DataLocation.External) LoadExternal(tensor, folder, path);
         return new OnnxGraph(model, path);
     }
 
@@ -91,6 +97,9 @@ internal sealed class OnnxGraph
         using var stream = File.Create(path);
         Model.WriteTo(stream);
     }
+
+    /// <summary>Whether some initializer still refers to an external data file (a graph loaded without its external data).</summary>
+    public bool HasExternalData => Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
 
     public bool IsInitializer(string name) => _initializers.ContainsKey(name);
 
@@ -158,6 +167,24 @@ internal sealed class OnnxGraph
         var unused = Graph.Initializer.Where(t => !read.Contains(t.Name)).ToList();
         foreach (var t in unused) Graph.Initializer.Remove(t);
         Reindex();
+    }
+
+    /// <summary>Adds nodes after all others (they may read any tensor the graph computes) and refreshes the lookups.</summary>
+    public void AppendNodes(IEnumerable<NodeProto> nodes)
+    {
+        Graph.Node.AddRange(nodes);
+        Reindex();
+    }
+
+    /// <summary>Adds a graph output <paramref name="name"/> with the type of the existing output <paramref name="like"/>.</summary>
+    public void AddOutputLike(string name, string like)
+    {
+        var template = Graph.Output.FirstOrDefault(o => o.Name == like)
+            ?? throw new InvalidOperationException($"'{Source}' has no output '{like}'.");
+        var output = template.Clone();
+        output.Name = name;
+        Graph.Output.Add(output);
+        _names.Add(name);
     }
 
     /// <summary>Adds graph outputs for the given tensors (float), for calibration copies.</summary>
