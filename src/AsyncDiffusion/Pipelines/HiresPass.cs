@@ -80,8 +80,9 @@ public sealed record HiresPass
                 truncateY = (toY - h.ResizeHeight) / f;
             }
         }
-        if (toX > limits.MaxWidth || toY > limits.MaxHeight || toX < 1 || toY < 1)
-            throw new AsyncDiffusionException($"hires fix would upscale to {toX}x{toY} ({how}); expected at most {limits.MaxWidth}x{limits.MaxHeight}.");
+        // The upscale may overhang the limits by the crop of a resize with another aspect ratio, within bounds.
+        if (toX > 2 * limits.MaxWidth || toY > 2 * limits.MaxHeight || toX < 1 || toY < 1)
+            throw new AsyncDiffusionException($"hires fix would upscale to {toX}x{toY} ({how}); expected at most {2 * limits.MaxWidth}x{2 * limits.MaxHeight} before cropping and {limits.MaxWidth}x{limits.MaxHeight} after.");
         if (upscaler.NeedsVaeEncoder && (toX % f != 0 || toY % f != 0))
             throw new AsyncDiffusionException($"hires fix upscales the image to {toX}x{toY} ({how}); the VAE encoder needs multiples of {f}; pick a scale or resize that gives them.");
         int finalWidth = (toX / f - truncateX) * f, finalHeight = (toY / f - truncateY) * f;

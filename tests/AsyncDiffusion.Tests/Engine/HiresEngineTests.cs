@@ -27,10 +27,12 @@ public sealed class HiresEngineTests
         new() { Prompt = "variation only", Steps = 3, Seed = 16, Subseed = 3, SubseedStrength = 0.7, SeedResizeFromWidth = 48, SeedResizeFromHeight = 80, Scheduler = "Euler a" },
     ];
 
-    [Fact]
-    public async Task HiresAndVariationRequestsBatchedWithOthersMatchTheSyncPipeline()
+    [Theory]
+    [InlineData("tiny")]
+    [InlineData("tiny-inpaint")] // the second pass gets the whole-image conditioning at its size
+    public async Task HiresAndVariationRequestsBatchedWithOthersMatchTheSyncPipeline(string preset)
     {
-        using var model = ModelFolder.Open(TinyModels.Folder("optimum"), DiffusionEngine.SessionSettingsFor(new EngineOptions()));
+        using var model = ModelFolder.Open(TinyModels.Folder("optimum", preset: preset), DiffusionEngine.SessionSettingsFor(new EngineOptions()));
         using var engine = new DiffusionEngine(model, new EngineOptions { Streams = 1, MaxBatch = 4, MaxJobs = 64 });
         var requests = Requests();
         var jobs = requests.Select(engine.Submit).ToArray();

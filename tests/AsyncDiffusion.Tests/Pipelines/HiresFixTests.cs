@@ -235,7 +235,8 @@ public sealed class HiresFixTests : IDisposable
     [InlineData("R-ESRGAN 4x+", 2.0, 0.5, "hires upscaler 'R-ESRGAN 4x+' is not available; available: Latent, Latent (antialiased)")]
     [InlineData("Latent", 1.4, 0.5, "hires width (64x64 × hires scale 1.4) is 88; this model needs multiples of 16")]
     [InlineData("Latent", 2.0, 0.0, "hires denoising strength is 0; expected a value in (0, 1]")]
-    [InlineData("Latent", 40.0, 0.5, "hires fix would upscale to 2560x2560")]
+    [InlineData("Latent", 70.0, 0.5, "hires fix would upscale to 4480x4480")]
+    [InlineData("Latent", 40.0, 0.5, "hires width (64x64 × hires scale 40) is 2560; expected a multiple of 8 from 16 to 2048")]
     public void BadHiresSettingsAreRefusedWithWhatIsExpected(string upscaler, double scale, double strength, string message)
     {
         var e = Assert.Throws<AsyncDiffusionException>(() => GenerationPlan.Create(new GenerationRequest

@@ -83,7 +83,8 @@ public sealed class HiresServerTests : IAsyncLifetime
     [InlineData("""{"prompt": "x", "steps": 2, "enable_hr": true, "hr_upscaler": "R-ESRGAN 4x+"}""",
         "hires upscaler 'R-ESRGAN 4x+' is not available; available: Latent, Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), Latent (nearest), Latent (nearest-exact), None, Lanczos, Nearest")]
     [InlineData("""{"prompt": "x", "steps": 2, "enable_hr": true, "hr_sampler_name": "Warp"}""", "hires: Sampler not found: 'Warp'; available: ")]
-    [InlineData("""{"prompt": "x", "steps": 2, "enable_hr": true, "hr_scale": 8}""", "hires fix would upscale to 512x512")]
+    [InlineData("""{"prompt": "x", "steps": 2, "enable_hr": true, "hr_scale": 8}""", "hires width (64x64 × hires scale 8) is 512; expected a multiple of 8 from 16 to 256")]
+    [InlineData("""{"prompt": "x", "steps": 2, "width": 64, "height": 256, "enable_hr": true, "hr_resize_x": 256, "hr_resize_y": 64}""", "hires fix would upscale to 256x1024 (hires resize 256x64 from 64x256); expected at most 512x512 before cropping")]
     [InlineData("""{"prompt": "x", "steps": 2, "subseed_strength": 2}""", "subseed strength (variation strength) is 2; expected 0 to 1")]
     public async Task BadHiresAndVariationFieldsAreA400SayingWhatIsExpected(string body, string message)
     {
