@@ -59,6 +59,14 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         if (r.ClipSkip < 1 || r.ClipSkip > GenerationRequest.MaxClipSkip)
             throw new AsyncDiffusionException($"clip skip is {r.ClipSkip}; expected 1 (the text encoder's last layer) to {GenerationRequest.MaxClipSkip}.");
         model.TextEncoder.CheckClipSkip(r.ClipSkip);
+        if (r.Tiling)
+        {
+            // The circular sessions are built on the first tiling request: here, so that a model that
+            // cannot tile is refused before any work, and no engine stage waits for a build.
+            _ = model.UNet.Circular;
+            if (r.Decoder == DecoderKind.Vae) _ = model.VaeDecoder.Circular;
+            if (r.IsImageToImage || model.UNet.IsInpainting) _ = model.VaeEncoder?.Circular;
+        }
 
         int width = r.Width ?? model.NativeSize, height = r.Height ?? model.NativeSize;
         CheckSize("width", width, limits.MaxWidth, model);
