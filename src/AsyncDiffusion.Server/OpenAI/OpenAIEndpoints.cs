@@ -4,6 +4,7 @@ using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Requests;
 using AsyncDiffusion.Server.Storage;
 
@@ -14,7 +15,7 @@ public static class OpenAIEndpoints
 {
     private sealed record Ask(GenerationRequest Request, OpenAIImageOutput Output, bool Stream, int PartialImages, string EventPrefix);
 
-    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store, JobSubmitter submit)
+    public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, ImageStore store, JobSubmitter submit, PublicAddress address)
     {
         app.MapPost("/v1/images/generations", (Delegate)(async (HttpContext ctx) =>
         {
@@ -22,7 +23,7 @@ public static class OpenAIEndpoints
             string prompt = RequirePrompt(b.String("prompt"));
             var ask = Common(k => b.String(k), k => b.Integer(k), prompt, null, options, catalog, 1.0, "image_generation");
             ask = ask with { Stream = b.Bool("stream") ?? false, PartialImages = (int)Math.Clamp(b.Integer("partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store, submit);
+            return await Run(ctx, ask, catalog, store, submit, address);
         }));
 
         app.MapPost("/v1/images/edits", (Delegate)(async (HttpContext ctx) =>
@@ -36,7 +37,7 @@ public static class OpenAIEndpoints
             if (form.Files.GetFile("mask") is { } mask)
                 ask = ask with { Request = ask.Request with { Inpainting = await OpenAIMask.ReadAsync(mask, init, options), Strength = 1.0 } };
             ask = ask with { Stream = form["stream"].ToString() is "true" or "True", PartialImages = (int)Math.Clamp(ParseLong(form, "partial_images") ?? 0, 0, 3) };
-            return await Run(ctx, ask, catalog, store, submit);
+            return await Run(ctx, ask, catalog, store, submit, address);
         }));
 
         app.MapPost("/v1/images/variations", (Delegate)(async (HttpContext ctx) =>
@@ -45,7 +46,7 @@ public static class OpenAIEndpoints
             var file = form.Files.GetFile("image") ?? throw new BadRequestException("image", "image is required (a PNG, JPEG or WebP file)");
             var init = await Upload(file, options);
             var ask = Common(k => form[k].Count > 0 ? form[k].ToString() : null, k => ParseLong(form, k), "", init, options, catalog, 0.6, "image_variation");
-            return await Run(ctx, ask, catalog, store, submit);
+            return await Run(ctx, ask, catalog, store, submit, address);
         }));
 
         app.MapGet("/v1/images/files/{id}", (string id) =>
@@ -55,8 +56,7 @@ public static class OpenAIEndpoints
     private static Ask Common(Func<string, string?> text, Func<string, long?> integer, string prompt, RgbImage? init, ServerOptions options, ModelCatalog catalog,
         double strength, string eventPrefix)
     {
-        int n = (int)(integer("n") ?? 1);
-        if (n < 1 || n > Math.Min(10, options.Limits.MaxCount)) throw new BadRequestException("n", $"n is {n}; expected 1 to {Math.Min(10, options.Limits.MaxCount)}");
+        int n = Lenient.ClampInt(integer("n"), "n", 1, Math.Min(10, options.Limits.MaxCount), 1); // checked as the long it was sent as: 2^32 + 1 is not 1
         int? width = null, height = null;
         string size = text("size") ?? "auto";
         if (size != "auto")
@@ -75,6 +75,7 @@ public static class OpenAIEndpoints
             Height = height,
             Count = n,
             Steps = Math.Min(20, options.Limits.MaxSteps),
+            GuidanceScale = options.DefaultGuidanceScale ?? 7.5,
             InitImage = init,
             Strength = strength,
             Seed = -1,
@@ -82,26 +83,25 @@ public static class OpenAIEndpoints
         return new Ask(request, output, false, 0, eventPrefix);
     }
 
-    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, JobSubmitter submit)
+    private static async Task<IResult> Run(HttpContext ctx, Ask ask, ModelCatalog catalog, ImageStore store, JobSubmitter submit, PublicAddress address)
     {
         var job = await submit(ask.Request, ctx);
-        var engine = catalog.Engine; // after submitting: a <lora:…> prompt may have switched it
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         if (ask.Stream)
         {
-            await Stream(ctx, job, ask, engine);
+            await Stream(ctx, job, ask, catalog);
             return Results.Empty;
         }
         var result = await job.Completion;
-        var payloads = Payloads(job, ask, engine);
+        var payloads = Payloads(job, ask, catalog.Engine);
         var data = result.Generation.Images.Select((img, i) =>
         {
             var bytes = ask.Output.Finished(result, i);
             if (ask.Output.ResponseFormat == "b64_json") return (object)new { b64_json = Convert.ToBase64String(bytes), revised_prompt = ask.Request.Prompt };
             string id = store.Add(bytes, UploadedImages.ContentType(ask.Output.Format), ImageCodec.Extension(ask.Output.Format));
-            return new { url = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/images/files/{id}", revised_prompt = ask.Request.Prompt };
+            return new { url = address.Url($"/v1/images/files/{id}"), revised_prompt = ask.Request.Prompt }; // never from the Host header
         }).ToArray();
-        return Results.Json(new
+        return new CompleteJson(new
         {
             created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             data,
@@ -113,17 +113,17 @@ public static class OpenAIEndpoints
     }
 
     // Server-sent events: TAESD partial images while denoising, then the finished image(s).
-    private static async Task Stream(HttpContext ctx, Job job, Ask ask, DiffusionEngine engine)
+    private static async Task Stream(HttpContext ctx, Job job, Ask ask, ModelCatalog catalog)
     {
         ctx.Response.ContentType = "text/event-stream";
         ctx.Response.Headers.CacheControl = "no-cache";
-        var payloads = Payloads(job, ask, engine);
+        var payloads = Payloads(job, ask, catalog.Engine);
         int partials = 0;
         await foreach (var e in job.ReadEventsAsync(ctx.RequestAborted))
         {
             // Spread over the steps that run (an edit at strength 0.75 runs 15 of its 20).
             if (e is JobStep step && partials < ask.PartialImages && step.Step < step.Steps && step.Step % Math.Max(1, step.Steps / (ask.PartialImages + 1)) == 0
-                && engine.PreviewPng(job) is { } png)
+                && catalog.Preview(job) is { } png)
                 await Send(ctx, payloads.PartialImageEvent, payloads.PartialImage(ask.Output.Preview(png), partials++));
             else if (e is JobFinished done)
                 for (int i = 0; i < done.Result.Files.Count; i++)
@@ -153,19 +153,28 @@ public static class OpenAIEndpoints
         if (!request.HasFormContentType) throw new BadRequestException("body", "expected multipart/form-data with an image file");
         try
         {
-            return await request.ReadFormAsync();
+            return await request.ReadFormAsync(request.HttpContext.RequestAborted);
         }
         catch (InvalidDataException e)
         {
             throw new BadRequestException("body", $"the form could not be read ({e.Message})", e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) ? 413 : 400);
         }
+        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            // A body that ends before its closing boundary, or is not multipart at all.
+            throw new BadRequestException("body", $"the multipart body is truncated or malformed ({e.Message}); expected multipart/form-data with an image file");
+        }
     }
 
-    private static async Task<RgbImage> Upload(IFormFile file, ServerOptions options)
+    private static async Task<RgbImage> Upload(IFormFile file, ServerOptions options) =>
+        UploadedImages.Decode(await BytesOf(file), "image", options.MaxImagePixels);
+
+    /// <summary>An uploaded file's bytes in one exact-size array (the form is already read: its length is known and within the body limit).</summary>
+    internal static async Task<byte[]> BytesOf(IFormFile file)
     {
-        using var memory = new MemoryStream();
-        await file.CopyToAsync(memory);
-        return UploadedImages.Decode(memory.ToArray(), "image", options.MaxImagePixels);
+        var bytes = new byte[file.Length];
+        await using (var stream = file.OpenReadStream()) await stream.ReadExactlyAsync(bytes);
+        return bytes;
     }
 
     private static long? ParseLong(IFormCollection form, string key) =>

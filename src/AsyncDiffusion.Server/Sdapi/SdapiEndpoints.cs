@@ -6,6 +6,7 @@ using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Schedulers;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Sdapi;
@@ -13,11 +14,29 @@ namespace AsyncDiffusion.Server.Sdapi;
 /// <summary>AUTOMATIC1111's <c>/sdapi/v1</c> API: the shapes Open WebUI, SillyTavern and LibreChat send and read.</summary>
 public static class SdapiEndpoints
 {
-    /// <summary>Jobs started through this API, for /progress and /interrupt.</summary>
+    /// <summary>Jobs started through this API and who started each (<see cref="CallerIdentity"/>), for /progress and /interrupt.</summary>
     private sealed class State
     {
-        public readonly List<Job> Active = new();
-        public Job? Latest;
+        private readonly List<(Job Job, string Caller)> _active = new();
+
+        public void Add(Job job, string caller)
+        {
+            lock (_active)
+            {
+                _active.RemoveAll(a => a.Job.Completion.IsCompleted); // bounded even when nobody polls /progress
+                _active.Add((job, caller));
+            }
+        }
+
+        /// <summary>The caller's unfinished jobs, oldest first.</summary>
+        public List<Job> Of(string caller)
+        {
+            lock (_active)
+            {
+                _active.RemoveAll(a => a.Job.Completion.IsCompleted);
+                return _active.Where(a => a.Caller == caller).Select(a => a.Job).ToList();
+            }
+        }
     }
 
     public static void Map(WebApplication app, ModelCatalog catalog, ServerOptions options, JobSubmitter submit)
@@ -29,22 +48,18 @@ public static class SdapiEndpoints
         api.MapPost("/txt2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, settings, state, submit, img2img: false)));
         api.MapPost("/img2img", (Delegate)((HttpContext ctx) => Generate(ctx, catalog, options, settings, state, submit, img2img: true)));
 
+        // Progress, previews and interrupts concern the caller's own jobs: another client's images are not shown or stopped.
         api.MapGet("/progress", (HttpContext ctx) =>
         {
-            Job? job;
-            int count;
-            lock (state)
-            {
-                state.Active.RemoveAll(j => j.Completion.IsCompleted);
-                count = state.Active.Count;
-                job = state.Active.FirstOrDefault(j => j.State == JobState.Running) ?? state.Active.FirstOrDefault();
-            }
+            var mine = state.Of(CallerIdentity.Of(ctx));
+            int count = mine.Count;
+            var job = mine.FirstOrDefault(j => j.State == JobState.Running) ?? mine.FirstOrDefault();
             if (job is null)
                 return Results.Json(new { progress = 0.0, eta_relative = 0.0, state = Idle(), current_image = (string?)null, textinfo = (string?)null });
             double progress = job.StepsTotal > 0 ? (double)job.StepsDone / job.StepsTotal : 0;
             double elapsed = job.StartedAt is { } started ? (DateTime.UtcNow - started).TotalSeconds : 0;
             bool skipImage = ctx.Request.Query["skip_current_image"].ToString() is "true" or "True" or "1";
-            string? preview = skipImage ? null : catalog.Engine.PreviewPng(job) is { } png ? Convert.ToBase64String(png) : null;
+            string? preview = skipImage ? null : catalog.Preview(job) is { } png ? Convert.ToBase64String(png) : null;
             return Results.Json(new
             {
                 progress,
@@ -59,9 +74,9 @@ public static class SdapiEndpoints
             });
         });
 
-        IResult Interrupt()
+        IResult Interrupt(HttpContext ctx)
         {
-            lock (state) foreach (var j in state.Active) j.Cancel();
+            foreach (var j in state.Of(CallerIdentity.Of(ctx))) j.Cancel();
             return Results.Json(new { });
         }
         api.MapPost("/interrupt", Interrupt);
@@ -83,10 +98,12 @@ public static class SdapiEndpoints
             var body = await Lenient.ReadObjectAsync(ctx.Request);
             var model = body.String(SdapiOptions.CheckpointKey) is { } wanted ? FindModel(catalog, wanted, SdapiOptions.CheckpointKey) : null;
             settings.Write(body); // checks every key it uses before keeping any
-            if (model is not null) catalog.Switch(model);
+            if (model is not null) await catalog.SwitchAsync(model);
             return Results.Text("null", "application/json"); // A1111 answers JSON null, never an empty body
         }));
-        foreach (var empty in new[] { "upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
+        api.MapGet("/upscalers", SdapiHiresAndVariation.Upscalers);
+        api.MapGet("/latent-upscale-modes", SdapiHiresAndVariation.LatentUpscaleModes);
+        foreach (var empty in new[] { "sd-vae", "hypernetworks", "face-restorers", "realesrgan-models", "prompt-styles", "sd-modules" })
             api.MapGet("/" + empty, () => Array.Empty<object>());
         // LoRAs from --lora-dir, for <lora:name:weight> in prompts; the path is the file name only.
         api.MapGet("/loras", () => catalog.Loras.Loras.Select(l => new { name = l.Name, alias = l.Name, path = l.FileName, metadata = l.Metadata }));
@@ -105,7 +122,9 @@ public static class SdapiEndpoints
             byte[] bytes;
             try { bytes = Convert.FromBase64String(image.Trim()); }
             catch (FormatException) { throw new BadRequestException("image", "image is not valid base64"); }
-            string info = PngText.Read(bytes).GetValueOrDefault("parameters", "");
+            string info;
+            try { info = PngText.ReadChecked(bytes, "image").GetValueOrDefault("parameters", ""); }
+            catch (AsyncDiffusionException e) { throw new BadRequestException("image", e.Message); }
             var (_, _, items) = Infotext.Parse(info);
             return Results.Json(new { info, items = new Dictionary<string, string>(items) { ["parameters"] = info } });
         }));
@@ -121,6 +140,7 @@ public static class SdapiEndpoints
 
     private static async Task<IResult> Generate(HttpContext ctx, ModelCatalog catalog, ServerOptions options, SdapiOptions stored, State state, JobSubmitter submit, bool img2img)
     {
+        // Everything read from the body is read here, before the work: nothing about it can fail afterwards.
         var body = await Lenient.ReadObjectAsync(ctx.Request);
         var overrides = body.Field("override_settings") switch
         {
@@ -134,7 +154,7 @@ public static class SdapiEndpoints
         var model = settings.Checkpoint is { } wanted ? FindModel(catalog, wanted, $"override_settings.{SdapiOptions.CheckpointKey}") : null;
         if (!restore && overrides is { } kept) stored.Write(kept);
         var previous = catalog.Current;
-        if (model is not null) catalog.Switch(model);
+        if (model is not null) await catalog.SwitchAsync(model);
         try
         {
             return await GenerateWith(settings, ctx, body, catalog, options, state, submit, img2img);
@@ -142,7 +162,7 @@ public static class SdapiEndpoints
         finally
         {
             // Back to the model before the override, unless someone switched again meanwhile.
-            if (model is not null && restore && model != previous && catalog.Current == model) catalog.Switch(previous);
+            if (model is not null && restore && model != previous && catalog.Current == model) await catalog.SwitchAsync(previous);
         }
     }
 
@@ -152,13 +172,10 @@ public static class SdapiEndpoints
         var request = ToRequest(body, catalog, options, img2img, settings);
         var notApplied = SdapiNotApplied.For(body, settings, request.Scheduler ?? catalog.Engine.Model.SchedulerConfig.ClassName, img2img);
         bool sendImages = body.Bool("send_images") ?? true;
+        var parameters = Echo(body);
+        var model = catalog.Current;
         var job = await submit(request, ctx);
-        lock (state)
-        {
-            state.Active.RemoveAll(j => j.Completion.IsCompleted); // bounded even when nobody polls /progress
-            state.Active.Add(job);
-            state.Latest = job;
-        }
+        state.Add(job, CallerIdentity.Of(ctx));
         // A client that hangs up cancels its job.
         using var abort = ctx.RequestAborted.Register(() => job.Cancel());
         JobResult result;
@@ -169,9 +186,10 @@ public static class SdapiEndpoints
         catch (OperationCanceledException)
         {
             // Interrupted (A1111's /interrupt): answer with no images rather than an error.
-            return Results.Json(new { images = Array.Empty<string>(), parameters = Echo(body), info = "{}" });
+            return new CompleteJson(new { images = Array.Empty<string>(), parameters, info = "{}" });
         }
         var gen = result.Generation;
+        var plan = job.Plan;
         var seeds = gen.Images.Select(i => i.Seed).ToArray();
         SdapiNotApplied.AddModelLimits(notApplied, job.Plan);
         var info = new JsonObject
@@ -182,10 +200,13 @@ public static class SdapiEndpoints
             ["all_negative_prompts"] = new JsonArray(seeds.Select(_ => (JsonNode)request.NegativePrompt).ToArray()),
             ["seed"] = seeds[0],
             ["all_seeds"] = new JsonArray(seeds.Select(s => (JsonNode)s).ToArray()),
-            ["subseed"] = -1,
-            ["all_subseeds"] = new JsonArray(seeds.Select(_ => (JsonNode)(-1)).ToArray()),
-            ["width"] = gen.Width,
-            ["height"] = gen.Height,
+            ["subseed"] = plan.Subseeds[0],
+            ["all_subseeds"] = new JsonArray(plan.Subseeds.Select(s => (JsonNode)s).ToArray()),
+            ["subseed_strength"] = request.SubseedStrength,
+            ["seed_resize_from_w"] = request.SeedResizeFromWidth,
+            ["seed_resize_from_h"] = request.SeedResizeFromHeight,
+            ["width"] = plan.Width, // A1111 reports the first pass's size; hires images are larger
+            ["height"] = plan.Height,
             ["sampler_name"] = gen.Scheduler,
             ["cfg_scale"] = request.GuidanceScale,
             ["steps"] = request.Steps,
@@ -193,7 +214,7 @@ public static class SdapiEndpoints
             ["n_iter"] = (int)(body.Integer("n_iter") ?? 1),
             ["clip_skip"] = job.Plan.ClipSkip,
             ["tiling"] = request.Tiling,
-            ["denoising_strength"] = img2img ? request.Strength : null,
+            ["denoising_strength"] = img2img ? request.Strength : request.Hires?.DenoisingStrength,
             ["sd_model_name"] = catalog.Current.Name,
             ["sd_model_hash"] = catalog.Current.Hash[..10],
             ["infotexts"] = new JsonArray(gen.Images.Select(i => (JsonNode)i.Infotext).ToArray()),
@@ -212,13 +233,18 @@ public static class SdapiEndpoints
         });
     }
 
-    private static JsonNode? Echo(JsonElement body)
-    {
-        var node = JsonNode.Parse(body.GetRawText())!.AsObject();
-        if (node["init_images"] is not null) node["init_images"] = new JsonArray();
-        if (node["mask"] is not null) node["mask"] = null; // A1111 does not echo the mask either
-        return node;
-    }
+    private static readonly JsonElement EmptyArray = JsonDocument.Parse("[]").RootElement.Clone();
+    private static readonly JsonElement Null = JsonDocument.Parse("null").RootElement.Clone();
+
+    // A1111 echoes the request's parameters; the parsed body is echoed as it was checked, uploaded images left out
+    // (init images as an empty list, the mask as null: A1111 does not echo the mask either).
+    private static Dictionary<string, JsonElement> Echo(JsonElement body) =>
+        body.EnumerateObject().ToDictionary(p => p.Name, p => p.Name switch
+        {
+            "init_images" => EmptyArray,
+            "mask" => Null,
+            _ => p.Value,
+        }, StringComparer.Ordinal);
 
     internal static GenerationRequest ToRequest(JsonElement b, ModelCatalog catalog, ServerOptions options, bool img2img, SdapiSettings settings)
     {
@@ -242,15 +268,15 @@ public static class SdapiEndpoints
                 throw new BadRequestException("init_images", "Init image not found", 404);
             var first = images.Value[0];
             if (first.ValueKind != JsonValueKind.String) throw new BadRequestException("init_images", "init_images must hold base64 strings");
-            init = UploadedImages.FromBase64(first.GetString()!, "init_images[0]", options.MaxImagePixels);
+            init = UploadedImages.FromBase64(first, "init_images[0]", options.MaxImagePixels);
         }
         string prompt = b.String("prompt") ?? "";
-        return new GenerationRequest
+        var request = new GenerationRequest
         {
             Prompt = prompt,
             NegativePrompt = b.String("negative_prompt") ?? "",
             Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, limits.MaxSteps, 20),
-            GuidanceScale = b.Number("cfg_scale") ?? 7.0,
+            GuidanceScale = b.Number("cfg_scale") ?? options.DefaultGuidanceScale ?? 7.0,
             Width = b.Integer("width") is long w ? (int)Math.Clamp(w, int.MinValue, int.MaxValue) : null,
             Height = b.Integer("height") is long h ? (int)Math.Clamp(h, int.MinValue, int.MaxValue) : null,
             Seed = b.Integer("seed") ?? -1,
@@ -265,5 +291,6 @@ public static class SdapiEndpoints
             ClipSkip = settings.ClipSkip,
             Tiling = b.Bool("tiling") ?? false,
         };
+        return SdapiHiresAndVariation.Apply(b, request, catalog, img2img);
     }
 }

@@ -27,9 +27,6 @@ internal static class SdapiNotApplied
             list.Add($"alwayson_scripts ({string.Join(", ", always.EnumerateObject().Select(p => p.Name))}): scripts are not available");
         if (body.Field("styles") is { ValueKind: JsonValueKind.Array } styles && styles.GetArrayLength() > 0)
             list.Add("styles: prompt styles are not available (/sdapi/v1/prompt-styles is empty)");
-        // Hires fix and variation seeds are not on this branch yet (see README "What is not supported yet").
-        Unless(body.Bool("enable_hr") is not true, "enable_hr: hires fix is not available");
-        Unless(body.Number("subseed_strength") is null or 0, "subseed_strength: variation seeds are not available");
         if (body.String("refiner_checkpoint") is { Length: > 0 } refiner && refiner != "None") list.Add($"refiner_checkpoint '{refiner}': refiners are not available");
 
         // k-diffusion's sampler parameters; the samplers here are diffusers'.

@@ -128,19 +128,19 @@ public sealed class A1111SettingsTests : IAsyncLifetime
     public async Task InfoListsTheRequestedFeaturesThatWereNotApplied()
     {
         var (_, info, _) = await Txt2Img(Http, """
-            {"prompt": "a face", "steps": 2, "restore_faces": true, "enable_hr": true, "script_name": "x/y/z plot", "styles": ["cinematic"],
+            {"prompt": "a face", "steps": 2, "restore_faces": true, "script_name": "x/y/z plot", "styles": ["cinematic"],
              "alwayson_scripts": {"ADetailer": {"args": []}}, "sampler_name": "Euler a", "eta": 0.5, "s_churn": 0.2,
              "override_settings": {"eta_noise_seed_delta": 31337, "sd_vae": "vae-ft-mse.safetensors", "img2img_color_correction": true}}
             """);
         var notApplied = NotApplied(info);
         foreach (var expected in new[]
         {
-            "restore_faces: face restoration is not available", "enable_hr: hires fix is not available", "script_name 'x/y/z plot': scripts are not available",
+            "restore_faces: face restoration is not available", "script_name 'x/y/z plot': scripts are not available",
             "alwayson_scripts (ADetailer): scripts are not available", "styles: prompt styles are not available", "eta 0.5: Euler a",
             "s_churn: k-diffusion sampler parameters", "eta_noise_seed_delta", "sd_vae 'vae-ft-mse.safetensors'", "override_settings.img2img_color_correction",
         })
             Assert.Contains(notApplied, n => n.StartsWith(expected, StringComparison.Ordinal));
-        Assert.Equal(10, notApplied.Length);
+        Assert.Equal(9, notApplied.Length);
 
         // A1111's own txt2img test payload: everything at its defaults, except an eta Euler a cannot take.
         var (_, defaults, _) = await Txt2Img(Http, """
