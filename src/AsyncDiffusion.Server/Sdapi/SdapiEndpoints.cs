@@ -157,7 +157,7 @@ public static class SdapiEndpoints
         if (model is not null) await catalog.SwitchAsync(model);
         try
         {
-            return await Generate(ctx, body, settings, catalog, options, state, submit, img2img);
+            return await GenerateWith(settings, ctx, body, catalog, options, state, submit, img2img);
         }
         finally
         {
@@ -166,7 +166,7 @@ public static class SdapiEndpoints
         }
     }
 
-    private static async Task<IResult> Generate(HttpContext ctx, JsonElement body, SdapiSettings settings, ModelCatalog catalog, ServerOptions options, State state,
+    private static async Task<IResult> GenerateWith(SdapiSettings settings, HttpContext ctx, JsonElement body, ModelCatalog catalog, ServerOptions options, State state,
         JobSubmitter submit, bool img2img)
     {
         var request = ToRequest(body, catalog, options, img2img, settings);

@@ -124,6 +124,7 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
         else scheduler.SetTimesteps(r.Steps);
         var first = new DenoisingPass(scheduler, start, width / model.VaeScaleFactor, height / model.VaeScaleFactor);
         var hires = r.Hires is null ? null : HiresPass.Create(r, width, height, model, limits);
+        if (r.Tiling) BuildCircularSessions(r, model, hires);
         return new GenerationPlan(r with { NegativePrompt = r.NegativePrompt ?? "" }, width, height, seeds, SchedulerNameOf(r.Scheduler, scheduler), model.Name)
         {
             FirstPass = first,
@@ -134,6 +135,16 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
             VaeScaleFactor = model.VaeScaleFactor,
             ClipSkip = model.TextEncoder.IgnoresClipSkip ? 1 : r.ClipSkip,
         };
+    }
+
+    // Seamless tiling runs circular variants of the UNet and VAE, built on the first tiling request:
+    // here, after every other check, so that a model that cannot tile is refused before any work
+    // and no engine stage waits for a build.
+    private static void BuildCircularSessions(GenerationRequest r, ModelFolder model, HiresPass? hires)
+    {
+        _ = model.UNet.Circular;
+        if (r.Decoder == DecoderKind.Vae) _ = model.VaeDecoder.Circular;
+        if (r.IsImageToImage || model.UNet.IsInpainting || hires?.Upscaler.NeedsVaeEncoder == true) _ = model.VaeEncoder?.Circular;
     }
 
     // A1111: image i uses seed + i, except with a variation strength, where every image uses the seed and the subseeds count up.

@@ -25,9 +25,11 @@ public sealed class HiresUpscaling(ModelFolder model, LatentDecoders decoders)
             upscaled = TorchInterpolation.Resize(latents, channels, plan.LatentHeight, plan.LatentWidth, height, width, mode, hires.Upscaler.Antialias);
         else
         {
-            var image = decoders.For(plan.Request.Decoder).DecodeImage(latents, channels, plan.LatentHeight, plan.LatentWidth, cancellation);
+            // Seamless tiling: A1111's circular padding covers the VAE between the passes too.
+            bool tiling = plan.Request.Tiling;
+            var image = decoders.For(plan.Request.Decoder, tiling).DecodeImage(latents, channels, plan.LatentHeight, plan.LatentWidth, cancellation);
             var resized = A1111Upscaling.Resize(image, hires.UpscaleWidth, hires.UpscaleHeight, hires.Upscaler.Image!.Value);
-            var encoded = model.VaeEncoder!.EncodeImage(resized, cancellation);
+            var encoded = (tiling ? model.VaeEncoder!.Circular : model.VaeEncoder!).EncodeImage(resized, cancellation);
             upscaled = encoded.Sample(NoiseGenerators.Create(NoiseGeneratorKind.Torch, (ulong)seed));
         }
         return CropCentre(upscaled, channels, height, width, hires.TruncateY, hires.TruncateX);

@@ -70,6 +70,7 @@ public class GenerateCommandTests
     [InlineData("--rng", "dice", "Unknown noise generator 'dice'")]
     [InlineData("--format", "gif", "Unknown image format 'gif'")]
     [InlineData("--optimize", "turbo", "Graph optimisation 'turbo' is not known")]
+    [InlineData("--clip-skip", "3", "clip skip is 3; this model's text encoder has 2 layers, so expected 1 to 2")]
     public void BadOptionsExitWith2AndWriteNothing(string option, string value, string message)
     {
         using var dir = new TempFolder();
@@ -78,6 +79,19 @@ public class GenerateCommandTests
         Assert.Equal(2, code);
         Assert.Contains(message, error);
         Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void ClipSkipAndTilingReachTheImageAndItsInfotext()
+    {
+        using var dir = new TempFolder();
+        var (code, output, error) = Run("generate", "a tiled floor", "--model", TinyModels.Folder(), "--steps", "2", "--seed", "8", "--clip-skip", "2", "--tiling",
+            "--out", dir.Path, "--json");
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        string file = doc.RootElement.GetProperty("images")[0].GetProperty("file").GetString()!;
+        var text = PngText.Read(File.ReadAllBytes(file))["parameters"];
+        Assert.Contains(", Clip skip: 2, RNG: CPU, Tiling: True", text);
     }
 
     [Fact]

@@ -110,6 +110,23 @@ public class SeamlessTilingTests
     }
 
     [Fact]
+    public void HiresFixWithAnImageUpscalerTilesThroughBothPasses()
+    {
+        using var model = ModelFolder.Open(TinyModels.Folder());
+        using var pipeline = new StableDiffusionPipeline(model);
+        var request = new GenerationRequest
+        {
+            Prompt = "a brick wall", Steps = 2, Seed = 21, Tiling = true,
+            Hires = new HiresOptions { Scale = 2, Steps = 2, DenoisingStrength = 0.5, Upscaler = "Lanczos" },
+        };
+        var tiled = pipeline.Generate(request).Images[0];
+        Assert.Equal(128, tiled.Image.Width);
+        Assert.Contains("Hires upscaler: Lanczos", tiled.Infotext);
+        Assert.Contains("Tiling: True", tiled.Infotext);
+        Assert.NotEqual(pipeline.Generate(request with { Tiling = false }).Images[0].Image.Pixels, tiled.Image.Pixels);
+    }
+
+    [Fact]
     public async Task TilingAndPlainRequestsRunTogetherInTheEngineAsTheyRunAlone()
     {
         using var model = ModelFolder.Open(TinyModels.Folder("optimum"));

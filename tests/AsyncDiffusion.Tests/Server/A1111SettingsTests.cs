@@ -182,6 +182,30 @@ public sealed class A1111SettingsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheJobsApiTakesClipSkipAndTiling()
+    {
+        var res = await Http.PostAsync("/api/v1/jobs", Json("""{"prompt": "tiles", "steps": 2, "seed": 3, "clip_skip": 2, "tiling": true}"""));
+        Assert.Equal(HttpStatusCode.Accepted, res.StatusCode);
+        string id = (await res.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        for (int i = 0; i < 600; i++)
+        {
+            var job = await Http.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}");
+            Assert.DoesNotContain(job.GetProperty("state").GetString(), new[] { "failed", "cancelled" });
+            if (job.GetProperty("state").GetString() == "succeeded")
+            {
+                var png = await Http.GetByteArrayAsync($"/api/v1/jobs/{id}/images/0");
+                Assert.Contains(", Clip skip: 2, RNG: CPU, Tiling: True", PngText.Read(png)["parameters"]);
+                var refused = await Http.PostAsync("/api/v1/jobs", Json("""{"prompt": "tiles", "clip_skip": 30}"""));
+                Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+                Assert.Contains("clip_skip is 30; expected 1 to 24", await refused.Content.ReadAsStringAsync());
+                return;
+            }
+            await Task.Delay(100);
+        }
+        Assert.Fail("the job did not finish");
+    }
+
+    [Fact]
     public async Task ACheckpointInOverrideSettingsServesOneRequestUnlessKept()
     {
         await using var server = await TestServer.StartAsync(o => o with { Models = [TinyModels.Folder("optimum"), TinyModels.Folder("optimum-1.24")] });
