@@ -5,6 +5,8 @@ allows) to a fresh run of the same seed."""
 import base64, json, os, signal, struct, sys, time, urllib.error, urllib.request, zlib
 
 JOBS, STEPS = 30, 30
+# Both runs name the guidance scale: the server default depends on the model (the built-in folder names 2.5).
+CFG = 2.5
 
 
 def call(method, url, body=None, headers=None, timeout=30):
@@ -61,7 +63,7 @@ def main(nodes_file):
 
     jobs = []
     for i in range(JOBS):
-        body = {"prompt": f"cluster check {i}", "steps": STEPS, "seed": 1000 + i, "scheduler": "Euler a"}
+        body = {"prompt": f"cluster check {i}", "steps": STEPS, "seed": 1000 + i, "scheduler": "Euler a", "guidance_scale": CFG}
         status, job = call("POST", urls[i % 3] + "/api/v1/jobs", body, {"Idempotency-Key": f"check-{i}"})
         assert status == 202, f"job {i}: HTTP {status}"
         jobs.append((body, job["id"]))
@@ -113,7 +115,7 @@ def main(nodes_file):
     for body, jid in checked:
         _, png = call("GET", f"{live[1]}/api/v1/jobs/{jid}/images/0")
         # The jobs API's "scheduler" is the sampler's name; A1111's is the schedule type, so it goes as sampler_name.
-        a1111 = {k: v for k, v in body.items() if k != "scheduler"} | {"sampler_name": body["scheduler"], "cfg_scale": 7.5}
+        a1111 = {k: v for k, v in body.items() if k != "scheduler"} | {"sampler_name": body["scheduler"], "cfg_scale": CFG}
         fresh = call("POST", live[0] + "/sdapi/v1/txt2img", a1111, timeout=120)[1]
         w1, h1, c1, a = png_pixels(png)
         w2, h2, c2, b = png_pixels(base64.b64decode(fresh["images"][0]))

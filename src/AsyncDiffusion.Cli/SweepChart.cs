@@ -9,7 +9,7 @@ namespace AsyncDiffusion.Cli;
 /// </summary>
 public static class SweepChart
 {
-    private static readonly string[] FontCandidates =
+    internal static readonly string[] FontCandidates =
     [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using AsyncDiffusion.Engine;
 using AsyncDiffusion.Server.Catalog;
@@ -7,9 +6,9 @@ using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Jobs;
 using AsyncDiffusion.Server.Monitoring;
 using AsyncDiffusion.Server.OpenAI;
-using AsyncDiffusion.Server.Requests;
 using AsyncDiffusion.Server.Sdapi;
 using AsyncDiffusion.Server.Storage;
+using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace AsyncDiffusion.Server;
@@ -21,40 +20,55 @@ namespace AsyncDiffusion.Server;
 /// </summary>
 public static class ServerApp
 {
-    public static WebApplication Build(ServerOptions options, ServerExtension? extension = null)
+    /// <param name="options">Checked first (<see cref="ServerOptions.Validate"/>): a bad option is an <see cref="AsyncDiffusionException"/> before any model loads.</param>
+    /// <param name="extension">What another component (the cluster node) adds; null: the server on its own engine.</param>
+    /// <param name="logging">Extra logging set-up (tests capture the log).</param>
+    /// <param name="openModel">Opens a model folder as an engine; default <see cref="DiffusionEngine.Open"/>.</param>
+    public static WebApplication Build(ServerOptions options, ServerExtension? extension = null, Action<ILoggingBuilder>? logging = null,
+        Func<string, DiffusionEngine>? openModel = null)
     {
+        var listen = options.Validate();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.Configure<FormOptions>(f => f.MultipartBodyLengthLimit = options.MaxBodyBytes);
+        // One line per request comes from RequestLog; ASP.NET's own per-request lines (which also show query strings) are silenced.
         builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(c => c.SingleLine = true);
+        logging?.Invoke(builder.Logging);
         extension?.ConfigureServices(builder);
         var app = builder.Build();
         var log = app.Logger;
+        if (!listen.LoopbackOnly && options.ApiKey is null && options.ApiAuth is null)
+            log.LogWarning("INSECURE: listening on {Urls} without --api-key or --api-auth (--insecure-public): anyone who can reach this machine can use the server.", options.Urls);
 
-        var catalog = new ModelCatalog(options, log);
+        var catalog = new ModelCatalog(options, log, openModel);
         var metrics = new ServerMetrics();
-        var store = new ImageStore(options.ImageRetention);
+        var store = new ImageStore(options.ImageRetention, options.ImageStoreBytes);
+        var address = new PublicAddress(options, app.Services.GetRequiredService<IServer>());
+        var hosts = new HostFilter(listen, options.AllowedHosts);
+        var slots = new RequestSlots(options.Engine.MaxJobs);
         void Hook(DiffusionEngine e)
         {
             e.JobEnded += metrics.Observe;
             e.JobEnded += job =>
             {
-                if (job.ErrorId is { } id) log.LogError(job.Error, "Job {Job} failed: internal error {Id}", job.Id, id);
+                if (job.ErrorId is not { } id) return;
+                log.LogError(job.Error, "Job {Job} failed: internal error {Id}", job.Id, id);
+                RequestLog.MarkLogged(job.Error!);
             };
         }
         Hook(catalog.Engine);
         catalog.EngineChanged += Hook;
         app.Lifetime.ApplicationStopped.Register(catalog.Dispose);
 
-        app.Use(async (ctx, next) =>
-        {
-            var clock = Stopwatch.StartNew();
-            await next();
-            log.LogInformation("{Method} {Path} → {Status} in {Ms:F0} ms", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, clock.Elapsed.TotalMilliseconds);
-        });
-        app.Use((ctx, next) => ErrorResponses.Handle(ctx, next, metrics, log));
+        app.Use((ctx, next) => RequestLog.Write(ctx, next, log));
+        app.Use((ctx, next) => ErrorResponses.Handle(ctx, next, metrics));
+        app.Use(hosts.Check);
         app.Use((ctx, next) => ApiAuthentication.Check(ctx, next, options));
+        app.Use(ContentTypes.Check);
+        app.Use(slots.Gate);
 
         app.MapGet("/", () => Results.Content(Resource("index.html"), "text/html; charset=utf-8"));
         app.MapGet("/api/v1/openapi.json", () => Results.Content(Resource("openapi.json"), "application/json"));
@@ -66,7 +80,7 @@ public static class ServerApp
         {
             status = "ready",
             model = catalog.Current.Name,
-            synthetic = catalog.Current.Synthetic,
+            built_in = catalog.Current.BuiltIn,
             engine = new
             {
                 mode = engineOptions.Mode.ToString().ToLowerInvariant(),
@@ -77,16 +91,13 @@ public static class ServerApp
                 why = engineOptions.Rationale ?? "as configured",
             },
         }));
-        app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Engine.Stats), "text/plain; version=0.0.4"));
+        app.MapGet("/metrics", () => Results.Text(metrics.Render(catalog.Stats), "text/plain; version=0.0.4"));
 
         var parts = new ServerParts(options, catalog, metrics);
-        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) =>
-        {
-            var (engine, prepared) = catalog.Prepare(request); // <lora:name:weight> tags pick the merged variant
-            return Task.FromResult(engine.Submit(prepared));
-        });
+        // <lora:name:weight> tags pick the merged variant.
+        var submit = extension?.CreateSubmitter(app.Services, parts) ?? ((request, _) => catalog.SubmitAsync(request));
         SdapiEndpoints.Map(app, catalog, options, submit);
-        OpenAIEndpoints.Map(app, catalog, options, store, submit);
+        OpenAIEndpoints.Map(app, catalog, options, store, submit, address);
         JobsEndpoints.Map(app, catalog, options);
         if (extension is not null)
         {

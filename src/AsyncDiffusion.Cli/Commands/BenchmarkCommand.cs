@@ -293,7 +293,7 @@ public static class BenchmarkCommand
             return CheckpointOptions.ResolveImport(import ?? new Models.Checkpoints.CheckpointImport { Source = model }, cli, showProgress: true)!.Folder;
         if (model is not null) return model;
         var preset = SyntheticPreset.Parse(synthetic ?? "tiny");
-        string folder = Path.Combine(Path.GetDirectoryName(BuiltInModel.Folder)!, $"{preset.Name}-synthetic-v1");
+        string folder = UserCache.Folder(Path.Combine("models", $"{preset.Name}-synthetic-v1"));
         if (!File.Exists(Path.Combine(folder, "model_index.json")))
         {
             cli.Error.WriteLine($"Writing the synthetic {preset.Name} model to {folder}…");

@@ -19,10 +19,10 @@ public static class GenerateCommand
     {
         var prompt = new Argument<string>("prompt") { Description = "What to draw." };
         var negative = new Option<string>("--negative") { Description = "Negative prompt (what to steer away from).", DefaultValueFactory = _ => "" };
-        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp + " Default: the built-in synthetic tiny model (random weights)." };
+        var model = new Option<string?>("--model") { Description = CheckpointOptions.ModelHelp + " Default: the built-in tiny-shapes model (64x64 coloured shapes, e.g. \"a red circle on a blue background\")." };
         var checkpoint = new CheckpointOptions();
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
-        var cfg = new Option<double>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want).", DefaultValueFactory = _ => 7.5 };
+        var cfg = new Option<double?>("--cfg") { Description = "Classifier-free guidance scale (≤ 1 disables guidance, as SD-Turbo/LCM want). Default: the model's own if its folder names one (2.5 for the built-in model), else 7.5." };
         var width = new Option<int?>("--width") { Description = "Image width (multiple of 8; the model may need 64). Default: the model's native size." };
         var height = new Option<int?>("--height") { Description = "Image height." };
         var size = new Option<string?>("--size") { Description = "WIDTHxHEIGHT, e.g. 512x512 (instead of --width/--height)." };
@@ -37,7 +37,11 @@ public static class GenerateCommand
         var fullRes = new Option<bool>("--inpaint-full-res") { Description = "Inpainting: generate only the masked region (plus --padding) at the full size, then paste it back." };
         var padding = new Option<int>("--padding") { Description = "Inpainting with --inpaint-full-res: pixels around the masked region (0 to 256).", DefaultValueFactory = _ => 32 };
         var maskedContent = new Option<string>("--masked-content") { Description = "Inpainting: what the masked area starts from: original, fill, latent-noise or latent-nothing.", DefaultValueFactory = _ => "original" };
-        var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae, taesd for the built-in model." };
+        var subseed = new Option<long>("--subseed") { Description = "Variation seed of the first image (image i uses subseed + i). -1: random.", DefaultValueFactory = _ => -1 };
+        var subseedStrength = new Option<double>("--subseed-strength") { Description = "How far the noise moves from the seed's towards the subseed's (A1111's variation strength), 0 to 1.", DefaultValueFactory = _ => 0 };
+        var seedResize = new Option<string?>("--seed-resize-from") { Description = "WIDTHxHEIGHT: make the seed's noise as if for this size and paste it centred (A1111's seed resize)." };
+        var hires = new HiresOptionSet();
+        var decoder = new Option<string?>("--decoder") { Description = "vae (the model's) or taesd (fast). Default: vae (the built-in model's VAE is TAESD)." };
         var rng = new Option<string>("--rng") { Description = "Noise generator: torch (PyTorch CPU), numpy (diffusers ONNX), philox (AUTOMATIC1111 GPU/NV).", DefaultValueFactory = _ => "torch" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var optimize = new Option<string>("--optimize") { Description = "Graph optimisation: basic (loads ~4× faster) or all (each step ~5-9 % faster).", DefaultValueFactory = _ => "all" };
@@ -47,11 +51,17 @@ public static class GenerateCommand
         var unfused = new Option<bool>("--unfused-attention") { Description = "Run attention as exported (MatMul, Softmax, MatMul) instead of ONNX Runtime's fused MultiHeadAttention." };
         var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
+        var clipSkip = new Option<int>("--clip-skip") { Description = "Take the text encoder's states this many layers from the end (A1111's clip skip; 1: the last layer; SD 2.x models ignore it, as in A1111).", DefaultValueFactory = _ => 1 };
+        var tiling = new Option<bool>("--tiling") { Description = "Seamless tiling: the image's edges continue each other (circular padding in the UNet and VAE)." };
+
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
-            prompt, negative, model, steps, cfg, width, height, size, seed, scheduler, count, init, strength, mask, maskBlur, invertMask, fullRes, padding, maskedContent,
-            decoder, rng, threads, optimize, output, format, json, profile, unfused,
+            prompt, negative, model, steps, cfg, width, height, size, seed, subseed, subseedStrength, seedResize, scheduler, count, init, strength, mask, maskBlur, invertMask,
+            fullRes, padding, maskedContent, decoder, rng, threads, optimize, output, format, json, profile, unfused,
         };
+        hires.AddTo(command);
+        command.Options.Add(clipSkip);
+        command.Options.Add(tiling);
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -62,16 +72,22 @@ public static class GenerateCommand
             var inpainting = ReadInpainting(parse.GetValue(mask), parse.GetValue(maskBlur), parse.GetValue(invertMask), parse.GetValue(fullRes), parse.GetValue(padding),
                 parse.GetValue(maskedContent)!);
             bool builtIn = parse.GetValue(model) is null;
-            var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? (builtIn ? "taesd" : "vae"));
+            var decoderKind = BenchmarkCommand.ParseDecoder(parse.GetValue(decoder) ?? "vae");
+            var (resizeWidth, resizeHeight) = ParseSize(parse.GetValue(seedResize), null, null, "--seed-resize-from");
             var request = new GenerationRequest
             {
                 Prompt = parse.GetValue(prompt)!,
                 NegativePrompt = parse.GetValue(negative)!,
                 Steps = parse.GetValue(steps),
-                GuidanceScale = parse.GetValue(cfg),
+                GuidanceScale = parse.GetValue(cfg) ?? DefaultGuidanceScale,
                 Width = w,
                 Height = h,
                 Seed = parse.GetValue(seed),
+                Subseed = parse.GetValue(subseed),
+                SubseedStrength = parse.GetValue(subseedStrength),
+                SeedResizeFromWidth = resizeWidth ?? 0,
+                SeedResizeFromHeight = resizeHeight ?? 0,
+                Hires = hires.Read(parse),
                 Count = parse.GetValue(count),
                 Scheduler = parse.GetValue(scheduler),
                 InitImage = initImage,
@@ -79,6 +95,8 @@ public static class GenerateCommand
                 Inpainting = inpainting,
                 Decoder = decoderKind,
                 Rng = NoiseGenerators.Parse(parse.GetValue(rng)!),
+                ClipSkip = parse.GetValue(clipSkip),
+                Tiling = parse.GetValue(tiling),
             };
             bool asJson = parse.GetValue(json);
 
@@ -97,6 +115,7 @@ public static class GenerateCommand
             timeline?.Mark("start");
             using var loaded = ModelFolder.Open(folder, settings);
             timeline?.Mark("model loaded");
+            if (parse.GetValue(cfg) is null && loaded.RecommendedGuidanceScale is double recommended) request = request with { GuidanceScale = recommended };
             using var pipeline = new StableDiffusionPipeline(loaded, settings);
             var plan = GenerationPlan.Create(request, loaded); // rejects bad input before any work or output
 
@@ -113,6 +132,9 @@ public static class GenerateCommand
         }));
         return command;
     }
+
+    /// <summary>Guidance when neither --cfg nor the model's folder gives one (diffusers' default).</summary>
+    public const double DefaultGuidanceScale = 7.5;
 
     private static InpaintingOptions? ReadInpainting(string? path, int blur, bool invert, bool onlyMasked, int padding, string content)
     {
@@ -138,12 +160,12 @@ public static class GenerateCommand
         };
     }
 
-    internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height)
+    internal static (int? Width, int? Height) ParseSize(string? size, int? width, int? height, string option = "--size")
     {
         if (size is null) return (width, height);
         var parts = size.ToLowerInvariant().Split('x');
         if (parts.Length != 2 || !int.TryParse(parts[0], out int w) || !int.TryParse(parts[1], out int h))
-            throw new AsyncDiffusionException($"--size '{size}' is not WIDTHxHEIGHT; expected e.g. 512x512.");
+            throw new AsyncDiffusionException($"{option} '{size}' is not WIDTHxHEIGHT; expected e.g. 512x512.");
         if (width is not null || height is not null) throw new AsyncDiffusionException("Give either --size or --width/--height, not both.");
         return (w, h);
     }
@@ -205,6 +227,7 @@ public static class GenerateCommand
         table.AddRow("tokenize", $"{t.TokenizeMs:F1} ms");
         table.AddRow("text encoder", $"{t.TextEncodeMs:F1} ms");
         if (t.ImageEncodeMs > 0) table.AddRow("VAE encoder (init image)", $"{t.ImageEncodeMs:F1} ms");
+        if (t.HiresUpscaleMs > 0) table.AddRow("hires upscale", $"{t.HiresUpscaleMs:F1} ms");
         if (t.UNetStepMs.Count > 0)
             table.AddRow($"UNet ({t.UNetStepMs.Count} steps, {t.UNetStepMs.Average():F1} ms/step)", $"{t.UNetTotalMs:F1} ms");
         table.AddRow("decode", $"{t.DecodeMs:F1} ms");
@@ -231,6 +254,7 @@ public static class GenerateCommand
                 tokenize = t.TokenizeMs,
                 text_encode = t.TextEncodeMs,
                 image_encode = t.ImageEncodeMs,
+                hires_upscale = t.HiresUpscaleMs,
                 unet_steps = t.UNetStepMs,
                 unet_total = t.UNetTotalMs,
                 decode = t.DecodeMs,

@@ -9,16 +9,18 @@ using Spectre.Console;
 
 namespace AsyncDiffusion.Cli.Commands;
 
-/// <summary><c>asyncdiffusion models create-synthetic | convert | inspect | quantize</c>.</summary>
+/// <summary><c>asyncdiffusion models create-synthetic | create-builtin | convert | inspect | quantize | evaluate</c>.</summary>
 public static class ModelsCommand
 {
     public static Command Create(CliContext cli)
     {
-        var command = new Command("models", "Create synthetic model folders, convert checkpoints, inspect models and quantize them to int8.");
+        var command = new Command("models", "Create synthetic model folders and the built-in model, convert checkpoints, inspect models, quantize them to int8, and evaluate prompt adherence.");
         command.Subcommands.Add(CreateSynthetic(cli));
+        command.Subcommands.Add(CreateBuiltIn(cli));
         command.Subcommands.Add(Convert(cli));
         command.Subcommands.Add(Inspect(cli));
         command.Subcommands.Add(QuantizeCommand.Create(cli));
+        command.Subcommands.Add(EvaluateCommand.Create(cli));
         return command;
     }
 
@@ -46,6 +48,28 @@ public static class ModelsCommand
             cli.Console.Write(table);
             cli.Console.MarkupLine($"Wrote [bold]{Markup.Escape(summary.Folder)}[/]: {summary.Bytes / 1048576.0:F1} MiB in {summary.Elapsed.TotalSeconds:F1} s " +
                 $"({(half ? "fp16" : "fp32")}, {v.Name} contract, seed {summary.Seed}). Random weights: it makes abstract images.");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command CreateBuiltIn(CliContext cli)
+    {
+        var weights = new Option<string?>("--weights") { Description = "A weights file from tools/train-tiny-model. Default: the shipped weights." };
+        var output = new Option<string>("--out") { Description = "Folder to create (must not exist or be empty).", Required = true };
+        var command = new Command("create-builtin",
+            "Write the built-in tiny-shapes model (trained on coloured shapes, 64x64) as a diffusers-ONNX folder, from the shipped or given weights.")
+        {
+            weights, output,
+        };
+        command.SetAction(parse => cli.Guard(() =>
+        {
+            string? file = parse.GetValue(weights);
+            var summary = TinyShapesModel.Write(parse.GetValue(output)!, file is null ? null : SafeTensors.Load(file));
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned());
+            foreach (var (name, count) in summary.Parameters) table.AddRow(name, $"{count:N0}");
+            cli.Console.Write(table);
+            cli.Console.MarkupLine($"Wrote [bold]{Markup.Escape(summary.Folder)}[/]: {summary.Bytes / 1048576.0:F1} MiB in {summary.Elapsed.TotalSeconds:F1} s.");
             return 0;
         }));
         return command;
@@ -124,6 +148,7 @@ public static class ModelsCommand
             ["vintage"] = m.Vintage,
             ["scheduler"] = m.SchedulerConfig.ClassName,
             ["prediction_type"] = m.Prediction.ToString(),
+            ["guidance_scale"] = m.RecommendedGuidanceScale is double guidance ? $"{guidance} (named by the folder)" : $"not named (default {GenerateCommand.DefaultGuidanceScale})",
             ["tokenizer"] = $"{m.Tokenizer.Vocabulary.Count} tokens, max length {m.Tokenizer.MaxLength}, pad id {m.Tokenizer.PadId}",
             ["text_encoder.input_ids"] = m.TextEncoder.InputIdsType.ToString(),
             ["text_encoder.hidden_size"] = m.TextEncoder.HiddenSize,

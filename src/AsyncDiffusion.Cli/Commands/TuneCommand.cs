@@ -51,18 +51,18 @@ public static class TuneCommand
             var result = Tuner.Run(settings, capMs, Math.Max(1, parse.GetValue(maxStreams)), Math.Max(1, parse.GetValue(maxBatch)), m => cli.Error.WriteLine(m));
 
             var table = new Table().Border(TableBorder.Rounded).Title("[bold]tuning path[/]").AddColumn("streams").AddColumn("batch").AddColumn("concurrency")
-                .AddColumn(new TableColumn("images/min").RightAligned()).AddColumn(new TableColumn("p99 s").RightAligned()).AddColumn("verdict");
+                .AddColumn("heavy calls").AddColumn(new TableColumn("images/min").RightAligned()).AddColumn(new TableColumn("p99 s").RightAligned()).AddColumn("verdict");
             foreach (var s in result.Path)
-                table.AddRow(s.Streams.ToString(), s.MaxBatch.ToString(), s.Concurrency.ToString(), $"{s.ImagesPerMinute:F2}", $"{s.P99Ms / 1000:F2}", s.Verdict);
+                table.AddRow(s.Streams.ToString(), s.MaxBatch.ToString(), s.Concurrency.ToString(), s.ExclusiveCompute ? "turns" : "overlap", $"{s.ImagesPerMinute:F2}", $"{s.P99Ms / 1000:F2}", s.Verdict);
             cli.Console.Write(table);
             cli.Console.MarkupLine($"Stopped: {Markup.Escape(result.StopReason)}.");
             if (result.Chosen is not { } chosen) return 1;
             var plan = settings.Request;
             var tuned = new TunedConfig(chosen.Streams, chosen.MaxBatch, chosen.Concurrency, capMs, chosen.ImagesPerMinute, chosen.P99Ms, folder,
-                plan.Width is null ? "native" : $"{plan.Width}x{plan.Height}", plan.Steps, MachineDescription.Current().Cpu, DateTime.UtcNow);
+                plan.Width is null ? "native" : $"{plan.Width}x{plan.Height}", plan.Steps, MachineDescription.Current().Cpu, DateTime.UtcNow, chosen.ExclusiveCompute);
             string path = parse.GetValue(output) ?? TunedConfig.DefaultPath;
             tuned.Save(path);
-            cli.Console.MarkupLine($"Chose [bold]{chosen.Streams} stream(s), batch {chosen.MaxBatch}[/] ({chosen.ImagesPerMinute:F2} images/min, p99 {chosen.P99Ms / 1000:F2} s); saved to {Markup.Escape(path)}.");
+            cli.Console.MarkupLine($"Chose [bold]{chosen.Streams} stream(s), batch {chosen.MaxBatch}{(chosen.ExclusiveCompute ? "" : ", heavy calls overlapping")}[/] ({chosen.ImagesPerMinute:F2} images/min, p99 {chosen.P99Ms / 1000:F2} s); saved to {Markup.Escape(path)}.");
             return 0;
         }));
         return command;

@@ -40,7 +40,8 @@ public sealed record ClusterJobSnapshot
 
 /// <summary>Where the plan made at submission put the job (size, seeds, scheduler), when the accepting node has the model.</summary>
 [GenerateSerializer, Immutable]
-public sealed record PlannedShape([property: Id(0)] long[] Seeds, [property: Id(1)] int Width, [property: Id(2)] int Height, [property: Id(3)] string Scheduler, [property: Id(4)] int StepsTotal);
+public sealed record PlannedShape([property: Id(0)] long[] Seeds, [property: Id(1)] int Width, [property: Id(2)] int Height, [property: Id(3)] string Scheduler, [property: Id(4)] int StepsTotal,
+    [property: Id(5)] long Subseed = -1);
 
 [GenerateSerializer]
 public enum SubmitOutcome { Accepted, Existing, Conflict, NoModel, Full }

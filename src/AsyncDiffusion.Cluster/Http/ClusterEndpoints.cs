@@ -133,7 +133,7 @@ public static class ClusterEndpoints
 
         routes.MapGet("/ready", () => health.Unready() is { } reason
             ? Results.Json(new { status = "unready", reason, node = identity.Name }, statusCode: 503)
-            : Results.Json(new { status = "ready", model = catalog.Current.Name, synthetic = catalog.Current.Synthetic, node = identity.Name }));
+            : Results.Json(new { status = "ready", model = catalog.Current.Name, built_in = catalog.Current.BuiltIn, node = identity.Name }));
     }
 
     private static void RenderCluster(StringBuilder sb, ClusterView view)

@@ -21,8 +21,8 @@ public sealed class RemoteJobSubmitter(ClusterJobs jobs, ModelCatalog catalog, I
         var engine = catalog.Engine;
         var plan = GenerationPlan.Create(request, engine.Model, engine.Limits);
         var snapshot = await jobs.Submit(ClusterRequest.From(request, catalog.Current.Name), ShapeOf(plan), IdempotencyKey(context));
-        if (snapshot.Seeds.Length > 0 && snapshot.Seeds[0] != plan.Seeds[0])
-            plan = GenerationPlan.Create(request with { Seed = snapshot.Seeds[0] }, engine.Model, engine.Limits); // a retry: the first submission's seed
+        if (snapshot.Seeds.Length > 0 && (snapshot.Seeds[0] != plan.Seeds[0] || snapshot.Request.Subseed != plan.Subseeds[0]))
+            plan = GenerationPlan.Create(request with { Seed = snapshot.Seeds[0], Subseed = snapshot.Request.Subseed }, engine.Model, engine.Limits); // a retry: the first submission's seeds
         var remote = new RemoteJob(snapshot.Id, plan);
         remote.Job.CancellationToken.Register(() => jobs.Cancel(snapshot.Id).ContinueWith(t => log.LogWarning("Cancelling cluster job {Job} failed: {Error}", snapshot.Id, t.Exception?.InnerException?.Message),
             TaskContinuationOptions.OnlyOnFaulted));
@@ -34,7 +34,7 @@ public sealed class RemoteJobSubmitter(ClusterJobs jobs, ModelCatalog catalog, I
         context.Request.Headers.TryGetValue(IdempotencyHeader, out var key) && !string.IsNullOrWhiteSpace(key) ? key.ToString().Trim() : null;
 
     public static PlannedShape ShapeOf(GenerationPlan plan) =>
-        new(plan.Seeds, plan.Width, plan.Height, plan.SchedulerName, plan.Seeds.Length * plan.StepsPerImage);
+        new(plan.Seeds, plan.OutputWidth, plan.OutputHeight, plan.SchedulerName, plan.Seeds.Length * plan.StepsPerImage, plan.Subseeds[0]);
 
     private async Task Follow(RemoteJob remote, DateTime submittedAt)
     {

@@ -24,7 +24,7 @@ public sealed class ClusterJobs(IGrainFactory grains)
     private static readonly TimeSpan CallPatience = TimeSpan.FromSeconds(20);
 
     /// <summary>
-    /// Submits a request (its seed as the client gave it: −1 is resolved here, or by <paramref name="shape"/>
+    /// Submits a request (its seed and subseed as the client gave them: −1 is resolved here, or by <paramref name="shape"/>
     /// when the accepting node planned it). With an idempotency key, a retry returns the first submission's job.
     /// </summary>
     public async Task<ClusterJobSnapshot> Submit(ClusterRequest request, PlannedShape? shape, string? idempotencyKey)
@@ -32,8 +32,9 @@ public sealed class ClusterJobs(IGrainFactory grains)
         string fingerprint = request.Fingerprint();
         string id = idempotencyKey is null ? Guid.NewGuid().ToString("N") : IdFor(idempotencyKey);
         long seed = shape?.Seeds[0] ?? (request.Seed == -1 ? Random.Shared.NextInt64(0, 1L << 32) : request.Seed);
+        long subseed = shape?.Subseed ?? (request.Subseed == -1 ? Random.Shared.NextInt64(0, 4294967294) : request.Subseed);
         // Retried under the same id: a submission that was written before its reply was lost comes back as Existing.
-        var reply = await Call(() => grains.GetGrain<IJobGrain>(id).Submit(request with { Seed = seed }, fingerprint, shape),
+        var reply = await Call(() => grains.GetGrain<IJobGrain>(id).Submit(request with { Seed = seed, Subseed = subseed }, fingerprint, shape),
             "The cluster's job store cannot be reached now; the job was not accepted.");
         return reply.Outcome switch
         {

@@ -4,31 +4,22 @@ using AsyncDiffusion.Server.OpenAI;
 
 namespace AsyncDiffusion.Server.Http;
 
-/// <summary>API keys and Basic credentials, as the options ask for them.</summary>
+/// <summary>
+/// Credentials on the API routes. Every API route accepts every configured credential:
+/// <c>--api-key KEY</c> as <c>Bearer KEY</c> or as the password of HTTP Basic (any user name);
+/// <c>--api-auth user:pass</c> as HTTP Basic or as <c>Bearer user:pass</c>; GET requests (event
+/// streams, which browsers open without headers) may pass either as <c>?access_token=</c>.
+/// The page, health checks and handed-out image URLs stay open.
+/// </summary>
 public static class ApiAuthentication
 {
-    // Bearer for OpenAI/native routes, Basic for A1111 routes; the page and health checks stay open.
     public static Task Check(HttpContext ctx, Func<Task> next, ServerOptions options)
     {
         if (options.ApiKey is null && options.ApiAuth is null) return next();
         string path = ctx.Request.Path.Value ?? "";
         // Image URLs are unguessable and must open without headers (Home Assistant, LibreChat read them directly).
         if (path is "/" or "/health" or "/ready" or "/api/v1/openapi.json" || path.StartsWith("/v1/images/files/", StringComparison.Ordinal)) return next();
-        string header = ctx.Request.Headers.Authorization.ToString();
-        bool ok = false;
-        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-            ok = options.ApiKey is not null && FixedEquals(header[7..].Trim(), options.ApiKey);
-        else if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
-        {
-            string decoded;
-            try { decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim())); }
-            catch (FormatException) { decoded = ""; }
-            ok = options.ApiAuth is not null ? FixedEquals(decoded, options.ApiAuth)
-                : options.ApiKey is not null && decoded.Split(':', 2) is [_, var pass] && FixedEquals(pass, options.ApiKey);
-        }
-        else if (ctx.Request.Method == "GET" && ctx.Request.Query["access_token"].ToString() is { Length: > 0 } token)
-            ok = options.ApiKey is not null && FixedEquals(token, options.ApiKey); // EventSource cannot send headers
-        if (ok) return next();
+        if (Authenticated(ctx.Request, options)) return next();
 
         ctx.Response.StatusCode = 401;
         if (path.StartsWith("/sdapi", StringComparison.Ordinal))
@@ -38,6 +29,35 @@ public static class ApiAuthentication
         }
         ctx.Response.Headers.WWWAuthenticate = "Bearer";
         return ctx.Response.WriteAsJsonAsync(OpenAIEndpoints.Error("Missing or invalid API key; send 'Authorization: Bearer <key>'.", "invalid_request_error", null, "invalid_api_key"));
+    }
+
+    public static bool Authenticated(HttpRequest request, ServerOptions options)
+    {
+        string header = request.Headers.Authorization.ToString();
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return Matches(header[7..].Trim(), basic: false, options);
+        if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                return Matches(Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim())), basic: true, options);
+            }
+            catch (FormatException)
+            {
+                return false;
+            }
+        }
+        return HttpMethods.IsGet(request.Method) && request.Query["access_token"].ToString() is { Length: > 0 } token && Matches(token, basic: false, options);
+    }
+
+    private static bool Matches(string credential, bool basic, ServerOptions options)
+    {
+        bool ok = false;
+        // Empty configured values never match (the options refuse them too): "Basic :" must not open an empty key.
+        if (options.ApiKey is { Length: > 0 } key)
+            ok |= basic ? credential.Split(':', 2) is [_, var pass] && FixedEquals(pass, key) : FixedEquals(credential, key);
+        if (options.ApiAuth is { Length: > 0 } auth)
+            ok |= FixedEquals(credential, auth);
+        return ok;
     }
 
     private static bool FixedEquals(string a, string b) =>

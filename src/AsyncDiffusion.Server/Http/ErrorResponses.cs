@@ -7,18 +7,27 @@ namespace AsyncDiffusion.Server.Http;
 
 /// <summary>
 /// Turns exceptions into responses by kind, in the shape of the API called: bad input 400,
-/// limits 413/429, failures 500 with a short error id that is also in the log. No stack trace
-/// or server file path ever reaches a client.
+/// limits 413/429, failures 500 with a short error id that is also in the request's log line.
+/// No stack trace or server file path ever reaches a client. A failure after the response has
+/// started (a stream) aborts the connection, so the client sees a broken response rather than a
+/// complete-looking one.
 /// </summary>
 public static class ErrorResponses
 {
-    public static async Task Handle(HttpContext ctx, Func<Task> next, ServerMetrics metrics, ILogger log)
+    public static async Task Handle(HttpContext ctx, Func<Task> next, ServerMetrics metrics)
     {
         try
         {
             await next();
         }
-        catch (Exception e) when (!ctx.Response.HasStarted)
+        catch (Exception e) when (ctx.Response.HasStarted)
+        {
+            if (e is OperationCanceledException && ctx.RequestAborted.IsCancellationRequested) return; // the client left
+            RequestLog.Failed(ctx, e, ErrorIds.Of(e));
+            metrics.Error();
+            ctx.Abort();
+        }
+        catch (Exception e)
         {
             if (e is OperationCanceledException && ctx.RequestAborted.IsCancellationRequested) return; // the client left
             int status;
@@ -33,9 +42,10 @@ public static class ErrorResponses
                     metrics.Rejected();
                     break;
                 case ServiceUnavailableException unavailable:
-                    (status, kind, message) = (503, "service_unavailable", unavailable.Message);
+                    string unavailableId = ErrorIds.Of(unavailable);
+                    (status, kind, message) = (503, "service_unavailable", $"{unavailable.Message} (error {unavailableId})");
                     ctx.Response.Headers.RetryAfter = Math.Ceiling(unavailable.RetryAfter.TotalSeconds).ToString("0");
-                    log.LogWarning(unavailable.InnerException, "Unavailable on {Path}: {Message}", ctx.Request.Path.Value, unavailable.Message);
+                    RequestLog.Failed(ctx, unavailable, unavailableId);
                     break;
                 case BadRequestException bad:
                     (status, kind, message, field) = (bad.Status, bad.Status == 404 ? "not_found" : "invalid_request_error", bad.Message, bad.Field);
@@ -49,7 +59,7 @@ public static class ErrorResponses
                 case GenerationFailedException failed:
                     // A valid request that failed while running: its message is safe to show; the id finds it in the log.
                     string failedId = ErrorIds.Of(failed);
-                    log.LogError(failed, "Generation failed on {Path} (error {Id})", ctx.Request.Path.Value, failedId);
+                    RequestLog.Failed(ctx, failed, failedId);
                     (status, kind, message) = (500, "server_error", $"{failed.Message} (error {failedId})");
                     break;
                 case AsyncDiffusionException ad when ad is not ModelFolderException:
@@ -58,7 +68,7 @@ public static class ErrorResponses
                 default:
                     // Internal failures (and model-folder errors, whose messages name server files) stay in the log.
                     string id = ErrorIds.Of(e);
-                    log.LogError(e, "Internal error {Id} on {Path}", id, ctx.Request.Path.Value);
+                    RequestLog.Failed(ctx, e, id);
                     (status, kind, message) = (500, "server_error", $"Internal error {id}; the server log has the details.");
                     break;
             }
@@ -68,9 +78,9 @@ public static class ErrorResponses
             object body = path.StartsWith("/sdapi", StringComparison.Ordinal)
                 ? new { error = kind, detail = message, body = "", errors = message }
                 : path.StartsWith("/v1", StringComparison.Ordinal)
-                    ? OpenAIEndpoints.Error(message, kind, string.IsNullOrEmpty(field) ? null : field, status == 429 ? "rate_limit_exceeded" : null)
+                    ? OpenAIEndpoints.Error(message, kind, string.IsNullOrEmpty(field) ? null : field, status == 429 ? "rate_limit_exceeded" : (e as BadRequestException)?.Code)
                     : new { error = kind, detail = message };
-            await ctx.Response.WriteAsJsonAsync(body);
+            await new CompleteJson(body, status).ExecuteAsync(ctx);
         }
     }
 }

@@ -4,6 +4,7 @@ using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 using AsyncDiffusion.Server.Catalog;
 using AsyncDiffusion.Server.Configuration;
+using AsyncDiffusion.Server.Http;
 using AsyncDiffusion.Server.Requests;
 
 namespace AsyncDiffusion.Server.Jobs;
@@ -18,16 +19,15 @@ public static class JobsEndpoints
         {
             var b = await Lenient.ReadObjectAsync(ctx.Request);
             var request = ToRequest(b, options);
-            var (engine, prepared) = catalog.Prepare(request);
-            var job = engine.Submit(prepared);
-            return Results.Json(Describe(job, ctx), statusCode: 202);
+            var job = await catalog.SubmitAsync(request); // <lora:name:weight> tags pick the merged variant
+            return new CompleteJson(Describe(job, ctx), 202);
         }));
-        api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? Results.Json(Describe(job, ctx)) : NotFound(id));
+        api.MapGet("/jobs/{id}", (string id, HttpContext ctx) => Find(catalog, id) is { } job ? new CompleteJson(Describe(job, ctx)) : NotFound(id));
         api.MapDelete("/jobs/{id}", (string id, HttpContext ctx) =>
         {
             if (Find(catalog, id) is not { } job) return NotFound(id);
             job.Cancel();
-            return Results.Json(Describe(job, ctx));
+            return new CompleteJson(Describe(job, ctx));
         });
         api.MapGet("/jobs/{id}/events", async (string id, HttpContext ctx) =>
         {
@@ -60,10 +60,11 @@ public static class JobsEndpoints
             return index >= 0 && index < files.Count ? Results.File(files[index], "image/png", $"{id}-{index}.png") : NotFound($"{id}/images/{index}");
         });
         api.MapGet("/jobs/{id}/preview", (string id) =>
-            Find(catalog, id) is { } job && catalog.Engine.PreviewPng(job) is { } png ? Results.File(png, "image/png") : NotFound(id));
+            Find(catalog, id) is { } job && catalog.Preview(job) is { } png ? Results.File(png, "image/png") : NotFound(id));
     }
 
-    private static Job? Find(ModelCatalog catalog, string id) => catalog.Engine.Find(id);
+    // Jobs of a previous model stay reachable (and cancellable) after a switch.
+    private static Job? Find(ModelCatalog catalog, string id) => catalog.FindJob(id);
 
     private static IResult NotFound(string id) => Results.Json(new { error = "not_found", detail = $"No job '{id}'." }, statusCode: 404);
 
@@ -79,8 +80,9 @@ public static class JobsEndpoints
             submitted_at = job.SubmittedAt,
             started_at = job.StartedAt,
             seeds = job.Plan.Seeds,
-            width = job.Plan.Width,
-            height = job.Plan.Height,
+            subseeds = job.Plan.Request.SubseedStrength != 0 ? job.Plan.Subseeds : null,
+            width = job.Plan.OutputWidth,
+            height = job.Plan.OutputHeight,
             scheduler = job.Plan.SchedulerName,
             prompt = r.Prompt,
             negative_prompt = r.NegativePrompt,
@@ -93,12 +95,12 @@ public static class JobsEndpoints
     }
 
     /// <summary>A native jobs request body as a generation request (the cluster node maps the same bodies).</summary>
-    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => new()
+    public static GenerationRequest ToRequest(JsonElement b, ServerOptions options) => JobsHiresAndVariation.Apply(b, new GenerationRequest
     {
         Prompt = b.String("prompt") ?? throw new BadRequestException("prompt", "prompt is required"),
         NegativePrompt = b.String("negative_prompt") ?? "",
         Steps = Lenient.ClampInt(b.Integer("steps"), "steps", 1, options.Limits.MaxSteps, 20),
-        GuidanceScale = b.Number("guidance_scale") ?? b.Number("cfg") ?? 7.5,
+        GuidanceScale = b.Number("guidance_scale") ?? b.Number("cfg") ?? options.DefaultGuidanceScale ?? 7.5,
         Width = b.Integer("width") is long w ? (int)Math.Clamp(w, 0, 100_000) : null,
         Height = b.Integer("height") is long h ? (int)Math.Clamp(h, 0, 100_000) : null,
         Seed = b.Integer("seed") ?? -1,
@@ -110,8 +112,10 @@ public static class JobsEndpoints
             "taesd" => DecoderKind.Taesd,
             var d => throw new BadRequestException("decoder", $"decoder '{d}' is not vae or taesd"),
         },
-        InitImage = b.String("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
+        InitImage = b.Field("init_image") is { } img ? UploadedImages.FromBase64(img, "init_image", options.MaxImagePixels) : null,
         Strength = b.Number("strength") ?? 0.75,
         Inpainting = JobsInpainting.Read(b, options),
-    };
+        ClipSkip = Lenient.ClampInt(b.Integer("clip_skip"), "clip_skip", 1, GenerationRequest.MaxClipSkip, 1),
+        Tiling = b.Bool("tiling") ?? false,
+    });
 }

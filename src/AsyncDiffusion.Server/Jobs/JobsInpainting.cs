@@ -11,8 +11,8 @@ internal static class JobsInpainting
 {
     public static InpaintingOptions? Read(JsonElement b, ServerOptions options)
     {
-        if (b.String("mask") is not { } text) return null;
-        var mask = InpaintMasks.FromImage(UploadedImages.RgbaFromBase64(text, "mask", options.MaxImagePixels));
+        if (b.Field("mask") is not { } upload) return null;
+        var mask = InpaintMasks.FromImage(UploadedImages.RgbaFromBase64(upload, "mask", options.MaxImagePixels));
         int blur = Lenient.ClampInt(b.Integer("mask_blur"), "mask_blur", 0, GenerationPlan.MaxMaskBlur, 4);
         return new InpaintingOptions(mask)
         {

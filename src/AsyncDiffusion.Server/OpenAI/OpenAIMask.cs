@@ -16,9 +16,7 @@ internal static class OpenAIMask
 
     public static async Task<InpaintingOptions> ReadAsync(IFormFile file, RgbImage image, ServerOptions options)
     {
-        using var memory = new MemoryStream();
-        await file.CopyToAsync(memory);
-        var bytes = memory.ToArray();
+        var bytes = await OpenAIEndpoints.BytesOf(file);
         if (!bytes.AsSpan().StartsWith(PngSignature))
             throw new BadRequestException("mask", "mask must be a PNG whose fully transparent pixels mark where to edit");
         var rgba = UploadedImages.DecodeRgba(bytes, "mask", options.MaxImagePixels);

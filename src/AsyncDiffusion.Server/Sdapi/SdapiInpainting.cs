@@ -15,9 +15,9 @@ internal static class SdapiInpainting
     /// <summary>The inpainting options of an img2img body; null when it has no mask.</summary>
     public static InpaintingOptions? Read(JsonElement b, ServerOptions options)
     {
-        if (b.String("mask") is not { } text || string.IsNullOrWhiteSpace(text)) return null;
+        if (b.Field("mask") is not { } upload || UploadedImages.IsBlank(upload)) return null;
         bool round = b.Bool("mask_round") ?? true;
-        var mask = InpaintMasks.FromImage(UploadedImages.RgbaFromBase64(text, "mask", options.MaxImagePixels), round);
+        var mask = InpaintMasks.FromImage(UploadedImages.RgbaFromBase64(upload, "mask", options.MaxImagePixels), round);
         int blurX, blurY;
         if (b.Integer("mask_blur") is long blur) blurX = blurY = Lenient.ClampInt(blur, "mask_blur", 0, GenerationPlan.MaxMaskBlur, 4);
         else

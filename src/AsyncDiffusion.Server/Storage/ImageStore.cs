@@ -1,18 +1,26 @@
 using System.Collections.Concurrent;
-using AsyncDiffusion.Server.Configuration;
 
 namespace AsyncDiffusion.Server.Storage;
 
-/// <summary>Images handed out by URL (OpenAI's default response_format), kept in memory for the retention period.</summary>
-public sealed class ImageStore(TimeSpan retention, int maxImages = 512)
+/// <summary>
+/// Images handed out by URL (OpenAI's default response_format), kept in memory for the
+/// retention period; at most <paramref name="maxImages"/> of them holding at most
+/// <paramref name="maxBytes"/>, the oldest going first.
+/// </summary>
+public sealed class ImageStore(TimeSpan retention, long maxBytes, int maxImages = 512)
 {
     private readonly ConcurrentDictionary<string, (byte[] Bytes, string ContentType, DateTime Expires)> _images = new();
+    private readonly object _pruning = new();
+    private long _bytes;
+
+    public long Bytes => Interlocked.Read(ref _bytes);
 
     public string Add(byte[] bytes, string contentType, string extension)
     {
-        Prune();
         string id = Guid.NewGuid().ToString("N") + extension;
         _images[id] = (bytes, contentType, DateTime.UtcNow + retention);
+        Interlocked.Add(ref _bytes, bytes.Length);
+        Prune();
         return id;
     }
 
@@ -21,9 +29,22 @@ public sealed class ImageStore(TimeSpan retention, int maxImages = 512)
 
     private void Prune()
     {
-        var now = DateTime.UtcNow;
-        foreach (var (k, v) in _images) if (v.Expires <= now) _images.TryRemove(k, out _);
-        if (_images.Count >= maxImages)
-            foreach (var k in _images.OrderBy(e => e.Value.Expires).Take(_images.Count - maxImages + 1).Select(e => e.Key)) _images.TryRemove(k, out _);
+        lock (_pruning)
+        {
+            var now = DateTime.UtcNow;
+            foreach (var (k, v) in _images)
+                if (v.Expires <= now) Remove(k);
+            if (_images.Count <= maxImages && Bytes <= maxBytes) return;
+            foreach (var k in _images.OrderBy(e => e.Value.Expires).Select(e => e.Key).ToList())
+            {
+                if (_images.Count <= maxImages && Bytes <= maxBytes) break;
+                Remove(k);
+            }
+        }
+    }
+
+    private void Remove(string id)
+    {
+        if (_images.TryRemove(id, out var e)) Interlocked.Add(ref _bytes, -e.Bytes.Length);
     }
 }

@@ -103,7 +103,7 @@ internal static class QualityMeasurement
     // Unconditional ("") and conditional text states, as one guidance batch.
     private static float[] Context(ModelFolder model, CancellationToken cancellation)
     {
-        var states = new PromptCache(model, 0).Encode(Prompt, "", guidance: true, new StageTimings(), cancellation);
+        var states = new PromptCache(model, 0).Encode(Prompt, "", guidance: true, clipSkip: 1, new StageTimings(), cancellation);
         return [.. states.Unconditional!, .. states.Conditional];
     }
 

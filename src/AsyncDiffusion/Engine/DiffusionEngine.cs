@@ -86,7 +86,7 @@ public sealed class DiffusionEngine : IDisposable
         _prompts = new PromptCache(model, options.PromptCacheSize);
         var gate = new ComputeGate(options.Mode == EngineMode.Async && options.ExclusiveCompute ? options.Streams : 0);
         _previews = new PreviewCache(_decoders, gate);
-        _registry = new JobRegistry(options.MaxJobs, options.Streams, options.MaxBatch);
+        _registry = new JobRegistry(options.MaxJobs, options.Streams, options.MaxBatch, options.RetainedResultBytes);
         _queues = new StageQueues(new DenoiseQueue(options.MaxBatch, model.UNet));
         void ImagesMade(int n) => Interlocked.Add(ref _images, n);
 
@@ -100,7 +100,7 @@ public sealed class DiffusionEngine : IDisposable
             Start("prepare", new PrepareStage(_queues, new RequestPreparation(model, _prompts), _registry, gate).Run);
             for (int s = 0; s < options.Streams; s++)
                 Start($"denoise-{s}", new DenoiseStage(_queues, model, _registry, _unet, _previews, options.PreviewEvery, gate).Run);
-            Start("decode", new DecodeStage(_queues, _decoders, _registry, gate).Run);
+            Start("decode", new DecodeStage(_queues, _decoders, new HiresUpscaling(model, _decoders), _registry, gate).Run);
             Start("encode", new EncodeStage(_queues, _registry, options.OutputFormat, ImagesMade).Run);
         }
     }
@@ -123,6 +123,9 @@ public sealed class DiffusionEngine : IDisposable
 
     /// <summary>A TAESD preview (PNG) of the job's latest latents, or null before its first step.</summary>
     public byte[]? PreviewPng(Job job) => _previews.Of(job);
+
+    /// <summary>Previews decoded for <see cref="PreviewPng"/> so far: at most one per job step, however many clients poll.</summary>
+    public long PreviewDecodes => _previews.Decodes;
 
     public EngineStats Stats => new(_registry.Queued, _registry.Running, _registry.Submitted, _registry.Succeeded, _registry.Failed,
         _registry.Cancelled, _registry.Rejected, Interlocked.Read(ref _images), _unet.Calls, _unet.Rows, _prompts.Hits, _prompts.Misses, _unet.ActiveMs);

@@ -25,6 +25,12 @@ public sealed record EngineOptions
     /// <summary>Admission limit: queued + running jobs. Beyond it, submission fails at once with <see cref="QueueFullException"/>.</summary>
     public int MaxJobs { get; init; } = 32;
 
+    /// <summary>
+    /// Most bytes (encoded files plus decoded pixels) the results of finished jobs may hold while
+    /// they are kept for lookup; the oldest are let go first.
+    /// </summary>
+    public long RetainedResultBytes { get; init; } = 256L * 1024 * 1024;
+
     /// <summary>ONNX Runtime threads in total (0: one per core); the UNet session gets Threads / Streams per call.</summary>
     public int Threads { get; init; }
 
@@ -68,7 +74,7 @@ public sealed record EngineOptions
         if (tuned is not null)
             return tuned.ToOptions() with
             {
-                Rationale = $"tuned on this machine: {tuned.Streams} stream(s) × batch {tuned.MaxBatch}, {tuned.ImagesPerMinute:F1} images/min at p99 {tuned.P99Ms / 1000:F1} s ({tuned.Model}, {tuned.Size}, {tuned.Steps} steps)",
+                Rationale = $"tuned on this machine: {tuned.Streams} stream(s) × batch {tuned.MaxBatch}{(tuned.ExclusiveCompute ? "" : ", heavy calls overlapping")}, {tuned.ImagesPerMinute:F1} images/min at p99 {tuned.P99Ms / 1000:F1} s ({tuned.Model}, {tuned.Size}, {tuned.Steps} steps)",
             };
         int streams = Math.Max(1, cores / 4);
         return new EngineOptions
@@ -96,6 +102,7 @@ public sealed record EngineOptions
         if (Streams < 1 || Streams > 64) throw new AsyncDiffusionException($"streams is {Streams}; expected 1 to 64.");
         if (MaxBatch < 1 || MaxBatch > 64) throw new AsyncDiffusionException($"max batch is {MaxBatch}; expected 1 to 64.");
         if (MaxJobs < 1) throw new AsyncDiffusionException($"max jobs is {MaxJobs}; expected at least 1.");
+        if (RetainedResultBytes < 0) throw new AsyncDiffusionException($"retained result bytes is {RetainedResultBytes}; expected 0 or more.");
         if (Threads < 0) throw new AsyncDiffusionException($"threads is {Threads}; expected 0 (one per core) or more.");
     }
 }

@@ -44,8 +44,9 @@ public sealed class Job
     public int StepsDone => Volatile.Read(ref _stepsDone);
     public int StepsTotal => Plan.Seeds.Length * Plan.StepsPerImage;
 
-    /// <summary>Latest latents of the image being denoised (for previews) and which step they are; null before the first step.</summary>
+    /// <summary>Latest latents of the image being denoised (for previews), their [h, w] and which image they are; null before the first step.</summary>
     public float[]? LatestLatents { get; private set; }
+    public (int Height, int Width) LatestLatentSize { get; private set; }
     public int LatestImageIndex { get; private set; }
 
     /// <summary>A new watcher: the events so far (previews excepted), then every event as it happens, until the job ends.</summary>
@@ -89,11 +90,13 @@ public sealed class Job
         }
     }
 
-    internal void StepDone(int image, int step, int steps, double timestep, float[] latents)
+    internal void StepDone(int image, int step, int steps, double timestep, float[] latents, int latentHeight, int latentWidth)
     {
-        Interlocked.Increment(ref _stepsDone);
+        // Latents (and their size) first, then the count: a poller that sees step k never pairs it with older latents.
+        LatestLatentSize = (latentHeight, latentWidth);
         LatestLatents = latents;
         LatestImageIndex = image;
+        Interlocked.Increment(ref _stepsDone);
         Emit(new JobStep(Id, image, step, steps, timestep));
     }
 

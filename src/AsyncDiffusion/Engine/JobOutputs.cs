@@ -29,6 +29,11 @@ internal sealed class JobOutputs(Job job)
         lock (Timings) Timings.DecodeMs += ms;
     }
 
+    public void AddUpscaleTime(double ms)
+    {
+        lock (Timings) Timings.HiresUpscaleMs += ms;
+    }
+
     public void AddImageEncodeTime(double ms)
     {
         lock (Timings) Timings.ImageEncodeMs += ms;
@@ -38,7 +43,7 @@ internal sealed class JobOutputs(Job job)
     {
         Timings.TotalMs = Clock.Elapsed.TotalMilliseconds;
         var plan = Job.Plan;
-        return new GenerationResult(Images.Select(i => i!).ToArray(), Timings, Memory.Peak, plan.Width, plan.Height, plan.SchedulerName);
+        return new GenerationResult(Images.Select(i => i!).ToArray(), Timings, Memory.Peak, plan.OutputWidth, plan.OutputHeight, plan.SchedulerName);
     }
 }
 

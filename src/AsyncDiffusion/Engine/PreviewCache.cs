@@ -1,26 +1,60 @@
+using System.Runtime.CompilerServices;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Pipelines;
 
 namespace AsyncDiffusion.Engine;
 
-/// <summary>TAESD previews of running jobs: clients poll every second or so, so each job step is decoded at most once.</summary>
+/// <summary>
+/// TAESD previews of running jobs for pollers (A1111's /progress, the jobs API): each job step is
+/// decoded at most once however many clients poll, and one preview is decoded at a time however
+/// many jobs are polled, so polling cannot multiply the decoder's work.
+/// </summary>
 internal sealed class PreviewCache(LatentDecoders decoders, ComputeGate gate)
 {
-    private sealed record Preview(string JobId, int Step, byte[] Png);
-    private Preview? _latest;
+    private sealed class Entry
+    {
+        public int Step = -1;
+        public byte[]? Png;
+    }
+
+    private readonly ConditionalWeakTable<Job, Entry> _entries = new();
+    private readonly SemaphoreSlim _decoding = new(1, 1);
+    private long _decodes;
+
+    /// <summary>Previews decoded so far (for tests and monitoring).</summary>
+    public long Decodes => Interlocked.Read(ref _decodes);
 
     /// <summary>A PNG of the job's latest latents, or null before its first step (or after it ended).</summary>
     public byte[]? Of(Job job)
     {
-        if (job.LatestLatents is not { } latents) return null;
-        int step = job.StepsDone;
-        if (Volatile.Read(ref _latest) is { } cached && cached.JobId == job.Id && cached.Step == step) return cached.Png;
-        var plan = job.Plan;
-        int c = plan.LatentChannels, h = plan.LatentHeight, w = plan.LatentWidth;
-        if (latents.Length != c * h * w) return null;
-        var png = Render(latents, c, h, w);
-        Volatile.Write(ref _latest, new Preview(job.Id, step, png));
-        return png;
+        if (job.IsFinished)
+        {
+            _entries.Remove(job);
+            return null;
+        }
+        var entry = _entries.GetOrCreateValue(job);
+        lock (entry)
+        {
+            int step = job.StepsDone;
+            if (entry.Step == step) return entry.Png;
+            if (job.LatestLatents is not { } latents) return null;
+            var plan = job.Plan;
+            int c = plan.LatentChannels;
+            var (h, w) = job.LatestLatentSize;
+            if (latents.Length != c * h * w) return null;
+            _decoding.Wait();
+            try
+            {
+                entry.Png = Render(latents, c, h, w);
+            }
+            finally
+            {
+                _decoding.Release();
+            }
+            Interlocked.Increment(ref _decodes);
+            entry.Step = step;
+            return entry.Png;
+        }
     }
 
     public byte[] Render(ReadOnlySpan<float> latents, int channels, int height, int width)

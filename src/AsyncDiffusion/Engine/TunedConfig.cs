@@ -4,10 +4,11 @@ namespace AsyncDiffusion.Engine;
 
 /// <summary>
 /// The engine configuration <c>asyncdiffusion tune</c> chose by measurement, saved as JSON and read
-/// back with <c>--config</c> (or from the default location) by benchmark and serve.
+/// back with <c>--config</c> (or from the default location) by benchmark and serve. <c>ExclusiveCompute</c>:
+/// heavy calls take turns (true; also what files written before the tuner measured it mean).
 /// </summary>
 public sealed record TunedConfig(int Streams, int MaxBatch, int Concurrency, double LatencyCapMs, double ImagesPerMinute, double P99Ms,
-    string Model, string Size, int Steps, string Machine, DateTime MeasuredAt)
+    string Model, string Size, int Steps, string Machine, DateTime MeasuredAt, bool ExclusiveCompute = true)
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -23,7 +24,7 @@ public sealed record TunedConfig(int Streams, int MaxBatch, int Concurrency, dou
     }
 
     public EngineOptions ToOptions(EngineOptions? start = null) =>
-        (start ?? new EngineOptions()) with { Mode = EngineMode.Async, Streams = Streams, MaxBatch = MaxBatch, MaxJobs = Math.Max(32, 4 * Concurrency) };
+        (start ?? new EngineOptions()) with { Mode = EngineMode.Async, Streams = Streams, MaxBatch = MaxBatch, MaxJobs = Math.Max(32, 4 * Concurrency), ExclusiveCompute = ExclusiveCompute };
 
     public void Save(string path)
     {

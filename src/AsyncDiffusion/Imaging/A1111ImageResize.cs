@@ -33,11 +33,25 @@ public static class A1111ImageResize
         long target = (long)targetWidth * height, source = (long)width * targetHeight;
         bool wider = target > source, taller = target < source;
         bool matchWidth = mode == ResizeMode.CropAndResize ? wider : taller;
-        int scaledW = matchWidth ? targetWidth : width * targetHeight / height;
-        int scaledH = matchWidth ? height * targetWidth / width : targetHeight;
-        var scaled = PillowResampling.Resize(pixels, width, height, channels, scaledW, scaledH, ResampleFilter.Lanczos);
+        // In long arithmetic: a very thin source scaled to cover the target can be wider than an int.
+        long scaledWidth = matchWidth ? targetWidth : Math.Max(1, (long)width * targetHeight / height);
+        long scaledHeight = matchWidth ? Math.Max(1, (long)height * targetWidth / width) : targetHeight;
+        long offsetX = targetWidth / 2 - scaledWidth / 2, offsetY = targetHeight / 2 - scaledHeight / 2;
         var canvas = new byte[targetWidth * targetHeight * channels];
-        int left = targetWidth / 2 - scaledW / 2, top = targetHeight / 2 - scaledH / 2;
+        if (mode == ResizeMode.CropAndResize)
+        {
+            // The scaled image covers the target: only the part the canvas keeps is computed, so a
+            // source of extreme aspect ratio costs no more than its pixels and the result.
+            var visible = new PillowResampling.OutputWindow(Math.Max(0, -offsetX), Math.Max(0, -offsetY),
+                (int)Math.Min(scaledWidth - Math.Max(0, -offsetX), targetWidth - Math.Max(0, offsetX)),
+                (int)Math.Min(scaledHeight - Math.Max(0, -offsetY), targetHeight - Math.Max(0, offsetY)));
+            var part = PillowResampling.ResizeWindow(pixels, width, height, channels, scaledWidth, scaledHeight, ResampleFilter.Lanczos, visible);
+            Paste(canvas, targetWidth, targetHeight, part, visible.Width, visible.Height, channels, (int)Math.Max(0, offsetX), (int)Math.Max(0, offsetY));
+            return canvas;
+        }
+        // Fitting inside the target: the scaled image is no larger than the target.
+        int scaledW = (int)scaledWidth, scaledH = (int)scaledHeight, left = (int)offsetX, top = (int)offsetY;
+        var scaled = PillowResampling.Resize(pixels, width, height, channels, scaledW, scaledH, ResampleFilter.Lanczos);
         Paste(canvas, targetWidth, targetHeight, scaled, scaledW, scaledH, channels, left, top);
 
         if (mode == ResizeMode.ResizeAndFill && taller && top > 0)

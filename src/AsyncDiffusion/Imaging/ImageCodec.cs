@@ -7,7 +7,7 @@ public enum ImageFormat { Png, Jpeg, Webp }
 
 /// <summary>
 /// Decodes untrusted image bytes (PNG, JPEG, WebP, BMP, GIF) with SkiaSharp under a pixel limit
-/// checked before any pixel is decoded, and encodes results. PNGs carry the generation
+/// checked before any pixel is decoded, refusing truncated or corrupt data, and encodes results. PNGs carry the generation
 /// parameters in a <c>parameters</c> text chunk, as AUTOMATIC1111 writes them.
 /// </summary>
 public static class ImageCodec
@@ -20,6 +20,7 @@ public static class ImageCodec
     /// <summary>Decodes keeping the alpha channel (straight alpha; opaque formats give 255): for masks.</summary>
     public static RgbaImage DecodeRgba(byte[] bytes, string name, long maxPixels = DefaultMaxPixels)
     {
+        if (bytes.Length == 0) throw new AsyncDiffusionException($"'{name}' is empty; expected a PNG, JPEG, WebP, BMP or GIF.");
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data)
             ?? throw new AsyncDiffusionException($"'{name}' is not a readable image; expected PNG, JPEG, WebP, BMP or GIF.");
@@ -29,7 +30,10 @@ public static class ImageCodec
         var target = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(target);
         var result = codec.GetPixels(target, bitmap.GetPixels());
-        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+        // A header alone (or a cut-off upload) decodes as "incomplete" with the rest left blank: that is not the image the client meant.
+        if (result == SKCodecResult.IncompleteInput)
+            throw new AsyncDiffusionException($"'{name}' is truncated: its header declares {info.Width}×{info.Height} pixels but the image data ends early ({bytes.Length:N0} bytes); expected a complete PNG, JPEG, WebP, BMP or GIF.");
+        if (result != SKCodecResult.Success)
             throw new AsyncDiffusionException($"'{name}' could not be decoded ({result}); expected a valid PNG, JPEG, WebP, BMP or GIF.");
         var image = RgbaImage.Create(info.Width, info.Height);
         var span = bitmap.GetPixelSpan();
@@ -48,6 +52,10 @@ public static class ImageCodec
     /// <summary>
     /// Scales the image to cover <paramref name="width"/>×<paramref name="height"/> keeping its
     /// aspect ratio, then crops the centre: AUTOMATIC1111's "crop and resize", with Pillow's Lanczos.
+    /// Only the part of the scaled image that survives the crop is computed (exactly the bytes the
+    /// full scale would have there), so time and memory are bounded by the source and the result
+    /// whatever the aspect ratio: scaling first would make a 1,000,000×16 strip covering 64×64
+    /// into a 4,000,000×64 intermediate.
     /// </summary>
     public static RgbImage ResizeAndCrop(RgbImage image, int width, int height) =>
         image.Width == width && image.Height == height ? image : A1111ImageResize.Resize(image, width, height, ResizeMode.CropAndResize);
@@ -122,18 +130,32 @@ public static class PngText
         return [.. png.AsSpan(0, afterHeader), .. chunk, .. png.AsSpan(afterHeader)];
     }
 
-    /// <summary>All tEXt/iTXt chunks of a PNG, keyword → text.</summary>
-    public static Dictionary<string, string> Read(byte[] png)
+    /// <summary>All tEXt/iTXt chunks of a PNG, keyword → text; what follows a broken chunk is ignored (see <see cref="ReadChecked"/>).</summary>
+    public static Dictionary<string, string> Read(byte[] png) => Read(png, null);
+
+    /// <summary>
+    /// Like <see cref="Read(byte[])"/>, but bytes that are not a PNG, or a chunk whose declared length
+    /// runs past the end of the data, are an <see cref="AsyncDiffusionException"/> naming <paramref name="name"/>.
+    /// </summary>
+    public static Dictionary<string, string> ReadChecked(byte[] png, string name) => Read(png, name);
+
+    private static Dictionary<string, string> Read(byte[] png, string? strictName)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (png.Length < 8 || !png.AsSpan(0, 8).SequenceEqual(Signature)) return result;
+        if (png.Length < 8 || !png.AsSpan(0, 8).SequenceEqual(Signature))
+            return strictName is null ? result : throw new AsyncDiffusionException($"'{strictName}' is not a PNG (it does not start with the PNG signature).");
         int pos = 8;
         while (pos + 12 <= png.Length)
         {
-            int length = (png[pos] << 24) | (png[pos + 1] << 16) | (png[pos + 2] << 8) | png[pos + 3];
-            if (length < 0 || pos + 12 + length > png.Length) break;
+            // Lengths are unsigned 31-bit values; in long arithmetic a length near 2^31 cannot wrap past the bounds check.
+            long length = ((long)png[pos] << 24) | ((long)png[pos + 1] << 16) | ((long)png[pos + 2] << 8) | png[pos + 3];
+            if (length > int.MaxValue || pos + 12L + length > png.Length)
+            {
+                if (strictName is null) break;
+                throw new AsyncDiffusionException($"'{strictName}' is a broken PNG: the chunk at byte {pos} declares {length:N0} bytes but only {png.Length - pos - 12:N0} follow.");
+            }
             string type = Encoding.ASCII.GetString(png, pos + 4, 4);
-            var data = png.AsSpan(pos + 8, length);
+            var data = png.AsSpan(pos + 8, (int)length);
             int zero = data.IndexOf((byte)0);
             if (zero > 0 && type == "tEXt") result[Encoding.Latin1.GetString(data[..zero])] = Encoding.Latin1.GetString(data[(zero + 1)..]);
             else if (zero > 0 && type == "iTXt" && data.Length > zero + 3 && data[zero + 1] == 0)
@@ -148,7 +170,7 @@ public static class PngText
                 }
             }
             if (type == "IEND") break;
-            pos += 12 + length;
+            pos += 12 + (int)length;
         }
         return result;
     }

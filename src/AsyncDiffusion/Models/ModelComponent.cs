@@ -13,7 +13,7 @@ public abstract class ModelComponent : IDisposable
     public OnnxModel Model { get; }
     public string Path => Model.Path;
 
-    public void Dispose() => Model.Dispose();
+    public virtual void Dispose() => Model.Dispose();
 
     protected string InputNamed(string name, int position, string expectation) => Bind(Model.InputNames, name, position, "input", expectation);
 

@@ -10,7 +10,8 @@ namespace AsyncDiffusion.Models;
 /// once: tokenizer, scheduler config and one ONNX Runtime session per component, with the
 /// contract read from the sessions and configs and cross-checked. Sessions are shared by every
 /// request. Opening fails with a message naming the file and what was expected, and disposes
-/// whatever it had opened.
+/// whatever it had opened; what the folder's JSON files already tell is checked before any
+/// session is created (<see cref="Validate"/>).
 /// </summary>
 public sealed class ModelFolder : IDisposable
 {
@@ -23,6 +24,12 @@ public sealed class ModelFolder : IDisposable
 
     /// <summary>Set for synthetic model folders (real architecture, random weights): the preset name.</summary>
     public string? SyntheticPreset { get; }
+
+    /// <summary>The key in model_index.json that marks AsyncDiffusion's built-in model; it may name the guidance scale the model was made for.</summary>
+    public const string BuiltInMarkerKey = "asyncdiffusion_builtin";
+
+    /// <summary>The guidance scale the model was made for, when its folder says (the built-in tiny-shapes model does); else null.</summary>
+    public double? RecommendedGuidanceScale { get; }
 
     /// <summary>The key in model_index.json that marks a folder written by <c>models quantize</c>.</summary>
     public const string QuantizationMarkerKey = "asyncdiffusion_quantization";
@@ -55,6 +62,7 @@ public sealed class ModelFolder : IDisposable
         PipelineClass = index.PipelineClass;
         SyntheticPreset = index.Synthetic;
         Quantization = index.Quantization;
+        RecommendedGuidanceScale = index.Guidance;
         Tokenizer = tokenizer;
         SchedulerConfig = scheduler;
         TextEncoder = text;
@@ -67,18 +75,8 @@ public sealed class ModelFolder : IDisposable
     public static ModelFolder Open(string path, SessionSettings? settings = null)
     {
         settings ??= SessionSettings.Default;
-        path = System.IO.Path.GetFullPath(path);
-        if (!Directory.Exists(path))
-            throw new ModelFolderException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
-        RejectUnsupportedLayouts(path);
-        var index = ReadModelIndex(path);
-
-        foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
-            if (!Directory.Exists(System.IO.Path.Combine(path, required)))
-                throw new ModelFolderException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
-
-        var tokenizer = ClipTokenizer.Load(System.IO.Path.Combine(path, "tokenizer"));
-        var scheduler = SchedulerConfig.Load(System.IO.Path.Combine(path, "scheduler", "scheduler_config.json"));
+        var (full, index, tokenizer, scheduler) = ReadFiles(path);
+        path = full;
         var opened = new List<IDisposable>();
         try
         {
@@ -98,8 +96,7 @@ public sealed class ModelFolder : IDisposable
             if (unet.IsInpainting && encoder is null)
                 throw new ModelFolderException(
                     $"'{unet.Path}' is an inpainting UNet ({unet.InputChannels} input channels), which needs the masked image's latents at every step, but '{path}' has no vae_encoder/model.onnx; export the model with its VAE encoder.");
-            if (tokenizer.MaxLength < 3)
-                throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
+            CheckVocabulary(tokenizer, text);
 
             return new ModelFolder(path, index, tokenizer, scheduler, text, unet, decoder, encoder);
         }
@@ -107,6 +104,59 @@ public sealed class ModelFolder : IDisposable
         {
             foreach (var d in opened) d.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Checks everything the folder's files tell without creating a session (fast even for
+    /// sd15): the layout, model_index.json, the tokenizer, the scheduler config and the
+    /// component configs, and that the components' configs agree. Throws what <see cref="Open"/> would.
+    /// </summary>
+    public static void Validate(string path) => ReadFiles(path);
+
+    private static (string Path, ModelIndex Index, ClipTokenizer Tokenizer, SchedulerConfig Scheduler) ReadFiles(string path)
+    {
+        path = System.IO.Path.GetFullPath(path);
+        if (!Directory.Exists(path))
+            throw new ModelFolderException($"Model folder '{path}' does not exist; expected a diffusers-ONNX folder (model_index.json, tokenizer/, scheduler/, text_encoder/, unet/, vae_decoder/).");
+        RejectUnsupportedLayouts(path);
+        var index = ReadModelIndex(path);
+
+        foreach (var required in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder" })
+            if (!Directory.Exists(System.IO.Path.Combine(path, required)))
+                throw new ModelFolderException($"Model folder '{path}' has no {required}/ folder; a diffusers-ONNX export has tokenizer/, scheduler/, text_encoder/, unet/ and vae_decoder/ (vae_encoder/ for img2img).");
+
+        ClipTokenizer tokenizer;
+        SchedulerConfig scheduler;
+        try
+        {
+            tokenizer = ClipTokenizer.Load(System.IO.Path.Combine(path, "tokenizer"));
+            scheduler = SchedulerConfig.Load(System.IO.Path.Combine(path, "scheduler", "scheduler_config.json"));
+        }
+        catch (AsyncDiffusionException e) when (e is not ModelFolderException)
+        {
+            throw new ModelFolderException(e.Message, e); // a fault of the folder, whose message names server files
+        }
+        if (tokenizer.MaxLength < 3)
+            throw new ModelFolderException($"'{path}/tokenizer' has model_max_length {tokenizer.MaxLength}; expected 77.");
+        ModelFolderCheck.Run(path, tokenizer, scheduler);
+        return (path, index, tokenizer, scheduler);
+    }
+
+    // Where text_encoder/config.json does not give vocab_size, one encode of the tokenizer's highest id tells whether the embeddings reach it.
+    private static void CheckVocabulary(ClipTokenizer tokenizer, TextEncoder text)
+    {
+        if (ModelFolderCheck.DeclaresVocabulary(System.IO.Path.GetDirectoryName(text.Path)!)) return;
+        var ids = new int[tokenizer.MaxLength];
+        Array.Fill(ids, tokenizer.Vocabulary.Count - 1);
+        try
+        {
+            text.Encode(ids, 1);
+        }
+        catch (GenerationFailedException)
+        {
+            throw new ModelFolderException(
+                $"'{text.Path}' cannot embed token id {tokenizer.Vocabulary.Count - 1}, but '{System.IO.Path.Combine(tokenizer.Vocabulary.Source, "vocab.json")}' has {tokenizer.Vocabulary.Count:N0} tokens; the tokenizer and text encoder must come from the same model.");
         }
     }
 
@@ -125,7 +175,7 @@ public sealed class ModelFolder : IDisposable
             throw new ModelFolderException($"'{path}' has an SDXL layout (text_encoder_2/, tokenizer_2/), which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x diffusers-ONNX folders.");
     }
 
-    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization);
+    private sealed record ModelIndex(string? PipelineClass, string? Synthetic, IReadOnlyDictionary<string, string>? Quantization, double? Guidance);
 
     private static ModelIndex ReadModelIndex(string path)
     {
@@ -138,10 +188,17 @@ public sealed class ModelFolder : IDisposable
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
                 throw new ModelFolderException($"'{index}' holds a JSON {root.ValueKind}; expected an object with _class_name and components.");
-            string? cls = root.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+            string? cls = null;
+            if (root.TryGetProperty("_class_name", out var c))
+                cls = c.ValueKind == JsonValueKind.String ? c.GetString()
+                    : throw new ModelFolderException($"'{index}': _class_name is {c.GetRawText()}; expected a pipeline class name such as \"OnnxStableDiffusionPipeline\".");
             if (cls is not null && (cls.Contains("XL", StringComparison.Ordinal) || cls.Contains("StableDiffusion3", StringComparison.Ordinal)))
                 throw new ModelFolderException($"'{index}' describes a {cls}, which AsyncDiffusion does not support yet; supported: SD 1.x and 2.x pipelines.");
-            string? synthetic = root.TryGetProperty(SyntheticMarkerKey, out var s) && s.TryGetProperty("preset", out var p) ? p.GetString() : null;
+            string? synthetic = root.TryGetProperty(SyntheticMarkerKey, out var s) && s.ValueKind == JsonValueKind.Object
+                && s.TryGetProperty("preset", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
+            foreach (var component in new[] { "tokenizer", "scheduler", "text_encoder", "unet", "vae_decoder", "vae_encoder" })
+                if (root.TryGetProperty(component, out var entry) && entry.ValueKind is not (JsonValueKind.Array or JsonValueKind.Null))
+                    throw new ModelFolderException($"'{index}': {component} is {entry.GetRawText()}; expected [library, class] such as [\"diffusers\", \"OnnxRuntimeModel\"].");
             Dictionary<string, string>? quantization = null;
             if (root.TryGetProperty(QuantizationMarkerKey, out var q))
             {
@@ -149,7 +206,9 @@ public sealed class ModelFolder : IDisposable
                 if (q.ValueKind == JsonValueKind.Object && q.TryGetProperty("components", out var parts) && parts.ValueKind == JsonValueKind.Object)
                     foreach (var part in parts.EnumerateObject()) quantization[part.Name] = part.Value.ToString();
             }
-            return new ModelIndex(cls, synthetic, quantization);
+            double? guidance = root.TryGetProperty(BuiltInMarkerKey, out var b) && b.ValueKind == JsonValueKind.Object
+                && b.TryGetProperty("guidance_scale", out var g) && g.ValueKind == JsonValueKind.Number ? g.GetDouble() : null;
+            return new ModelIndex(cls, synthetic, quantization, guidance);
         }
         catch (JsonException e)
         {

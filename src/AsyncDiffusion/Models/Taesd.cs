@@ -1,7 +1,7 @@
-using System.Reflection;
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
 using AsyncDiffusion.Onnx.Graphs;
+using AsyncDiffusion.Onnx.Graphs.Rewriting;
 
 namespace AsyncDiffusion.Models;
 
@@ -13,17 +13,31 @@ namespace AsyncDiffusion.Models;
 public static class Taesd
 {
     /// <summary>The SD 1.x/2.x TAESD weights shipped in the library (MIT, madebyollin/taesd).</summary>
-    public static SafeTensors BuiltInDecoderWeights => LoadResource("taesd_decoder.safetensors");
-    public static SafeTensors BuiltInEncoderWeights => LoadResource("taesd_encoder.safetensors");
+    public static SafeTensors BuiltInDecoderWeights => EmbeddedData.SafeTensors("taesd_decoder.safetensors");
+    public static SafeTensors BuiltInEncoderWeights => EmbeddedData.SafeTensors("taesd_encoder.safetensors");
 
-    public static TaesdDecoder LoadDecoder(SessionSettings settings, SafeTensors? weights = null) =>
-        new(OnnxModel.FromBytes(BuildDecoder(weights ?? BuiltInDecoderWeights), "TAESD decoder", settings));
+    /// <param name="settings">ONNX Runtime session settings.</param>
+    /// <param name="weights">TAESD decoder weights; null: the built-in ones.</param>
+    /// <param name="circular">Pad every convolution circularly (seamless tiling).</param>
+    public static TaesdDecoder LoadDecoder(SessionSettings settings, SafeTensors? weights = null, bool circular = false)
+    {
+        var model = BuildDecoder(weights ?? BuiltInDecoderWeights);
+        if (circular)
+        {
+            var graph = OnnxGraph.FromBytes(model, "TAESD decoder");
+            CircularPadding.ApplyOrFail(graph);
+            model = graph.ToBytes();
+        }
+        return new(OnnxModel.FromBytes(model, circular ? "TAESD decoder (circular)" : "TAESD decoder", settings));
+    }
 
     public static TaesdEncoder LoadEncoder(SessionSettings settings, SafeTensors? weights = null) =>
         new(OnnxModel.FromBytes(BuildEncoder(weights ?? BuiltInEncoderWeights), "TAESD encoder", settings));
 
     /// <summary>Decoder: tanh clamp, conv, three ×(3 blocks, 2× upsample, conv), block, conv to RGB.</summary>
-    public static byte[] BuildDecoder(SafeTensors w)
+    /// <param name="w">TAESD's decoder weights.</param>
+    /// <param name="vaeContract">Output in [-1, 1], as a model folder's vae_decoder (AutoencoderTiny with scaling factor 1).</param>
+    public static byte[] BuildDecoder(SafeTensors w, bool vaeContract = false)
     {
         using var g = new OnnxGraphBuilder("taesd_decoder", new SeededWeights(0), half: false);
         var x = g.Input("latent_sample", FloatType, "batch", 4, "latent_height", "latent_width");
@@ -39,15 +53,22 @@ public static class Taesd
         }
         h = Block(g, w, h, (index++).ToString());
         h = Conv(g, w, h, (index).ToString());
+        if (vaeContract) h = g.Op("Sub", [g.Op("Mul", [h, g.Float(2f)]), g.Float(1f)]);
         g.Output("sample", h, FloatType, "batch", 3, "height", "width");
         return g.ToBytes("asyncdiffusion-taesd");
     }
 
     /// <summary>Encoder: conv, block, three ×(stride-2 conv, 3 blocks), conv to 4 latent channels.</summary>
-    public static byte[] BuildEncoder(SafeTensors w)
+    /// <param name="w">TAESD's encoder weights.</param>
+    /// <param name="vaeContract">
+    /// As a model folder's vae_encoder: image in [-1, 1], output <c>latent_parameters</c> (the latents as the mean and a
+    /// log-variance of −30, so sampling adds nothing visible).
+    /// </param>
+    public static byte[] BuildEncoder(SafeTensors w, bool vaeContract = false)
     {
         using var g = new OnnxGraphBuilder("taesd_encoder", new SeededWeights(0), half: false);
         var h = g.Input("sample", FloatType, "batch", 3, "height", "width");
+        if (vaeContract) h = g.Op("Add", [g.Op("Mul", [h, g.Float(0.5f)]), g.Float(0.5f)]);
         h = Conv(g, w, h, "0");
         h = Block(g, w, h, "1");
         int index = 2;
@@ -57,7 +78,12 @@ public static class Taesd
             for (int b = 0; b < 3; b++) h = Block(g, w, h, (index++).ToString());
         }
         h = Conv(g, w, h, index.ToString());
-        g.Output("latent_sample", h, FloatType, "batch", 4, "latent_height", "latent_width");
+        if (vaeContract)
+        {
+            var logVariance = g.Op("Add", [g.Op("Mul", [h, g.Float(0f)]), g.Float(-30f)]);
+            g.Output("latent_parameters", g.Op("Concat", [h, logVariance], ("axis", 1)), FloatType, "batch", 8, "latent_height", "latent_width");
+        }
+        else g.Output("latent_sample", h, FloatType, "batch", 4, "latent_height", "latent_width");
         return g.ToBytes("asyncdiffusion-taesd");
     }
 
@@ -84,17 +110,6 @@ public static class Taesd
             inputs.Add(g.Parameter($"{prefix}.bias", bShape, bValues));
         }
         return g.Op("Conv", inputs.ToArray(), ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { stride, stride }), ("pads", new long[] { 1, 1, 1, 1 }));
-    }
-
-
-    private static SafeTensors LoadResource(string file)
-    {
-        string name = $"AsyncDiffusion.Models.{file}";
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(name)
-            ?? throw new InvalidOperationException($"Resource {name} is missing from the AsyncDiffusion assembly.");
-        using var memory = new MemoryStream();
-        stream.CopyTo(memory);
-        return SafeTensors.Parse(memory.ToArray(), $"built-in {file}");
     }
 }
 

@@ -1,4 +1,5 @@
 using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Onnx.Graphs.Rewriting;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace AsyncDiffusion.Models;
@@ -24,6 +25,7 @@ public enum TimestepKind
 public sealed class UNet : ModelComponent
 {
     private readonly string _sample, _timestep, _context, _output;
+    private readonly LazyVariant<UNet>? _circular;
 
     public TensorElementType SampleType { get; }
     public TensorElementType TimestepType { get; }
@@ -42,7 +44,7 @@ public sealed class UNet : ModelComponent
     /// <summary>Whether batch items may have different timesteps (needed to batch steps of different requests).</summary>
     public bool AcceptsPerItemTimesteps => Timestep is TimestepKind.Int64PerItem or TimestepKind.FloatPerItem;
 
-    private UNet(OnnxModel model, string folder) : base(model)
+    private UNet(OnnxModel model, string folder, SessionSettings? settings) : base(model)
     {
         foreach (var sdxl in new[] { "text_embeds", "time_ids" })
             if (model.InputNames.Contains(sdxl))
@@ -74,7 +76,19 @@ public sealed class UNet : ModelComponent
         SampleSize = ConfigInt(config, "sample_size");
         // Exports upsample by fixed factors, so latents must divide by 2 per down level (SD: 8).
         LatentMultiple = ConfigInts(config, "block_out_channels") is { Length: > 0 } blocks ? 1 << (blocks.Length - 1) : 8;
+        if (settings is not null)
+            _circular = new(() =>
+            {
+                var circular = OnnxModel.LoadRewritten(model.Path, settings, CircularPadding.ApplyOrFail);
+                return Guard(circular, () => new UNet(circular, folder, settings: null));
+            });
     }
+
+    /// <summary>
+    /// The same UNet with circular padding in every convolution (seamless tiling), a second
+    /// session built on the first tiling request.
+    /// </summary>
+    public UNet Circular => _circular?.Value ?? throw new InvalidOperationException("This UNet is already the circular variant.");
 
     /// <summary>The latent size the model was trained at (unet/config.json sample_size), if known.</summary>
     public int? SampleSize { get; }
@@ -85,7 +99,7 @@ public sealed class UNet : ModelComponent
     public static UNet Load(string folder, SessionSettings settings)
     {
         var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
-        return Guard(model, () => new UNet(model, folder));
+        return Guard(model, () => new UNet(model, folder, settings));
     }
 
     /// <summary>
@@ -114,5 +128,11 @@ public sealed class UNet : ModelComponent
             Tensors.Float(context, contextShape, SampleType),
         };
         return RunFloat(Model, [_sample, _timestep, _context], inputs, [_output], cancellation, out _)[0];
+    }
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        _circular?.Dispose();
     }
 }

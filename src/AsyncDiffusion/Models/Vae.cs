@@ -1,5 +1,6 @@
 using AsyncDiffusion.Imaging;
 using AsyncDiffusion.Onnx;
+using AsyncDiffusion.Onnx.Graphs.Rewriting;
 using AsyncDiffusion.Randomness;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -19,13 +20,14 @@ public interface ILatentDecoder
 public sealed class VaeDecoder : ModelComponent, ILatentDecoder
 {
     private readonly string _input, _output;
+    private readonly LazyVariant<VaeDecoder>? _circular;
 
     public TensorElementType InputType { get; }
     public int LatentChannels { get; }
     public int ScaleFactor { get; }
     public double ScalingFactor { get; }
 
-    private VaeDecoder(OnnxModel model, string folder, double? scalingFactor) : base(model)
+    private VaeDecoder(OnnxModel model, string folder, double? scalingFactor, SessionSettings? settings) : base(model)
     {
         _input = InputNamed("latent_sample", 0, "latent_sample, float [batch, 4, h, w]");
         _output = OutputNamed("sample", 0, "sample, float [batch, 3, H, W]");
@@ -35,6 +37,21 @@ public sealed class VaeDecoder : ModelComponent, ILatentDecoder
         ScalingFactor = ConfigDouble(config, "scaling_factor") ?? scalingFactor ?? 0.18215;
         var blocks = ConfigInts(config, "block_out_channels");
         ScaleFactor = blocks is { Length: > 0 } ? 1 << (blocks.Length - 1) : ProbeScaleFactor();
+        if (settings is not null)
+            _circular = new(() =>
+            {
+                var circular = OnnxModel.LoadRewritten(model.Path, settings, CircularPadding.ApplyOrFail);
+                return Guard(circular, () => new VaeDecoder(circular, folder, ScalingFactor, settings: null));
+            });
+    }
+
+    /// <summary>The same decoder with circular padding in every convolution (seamless tiling), built on first use.</summary>
+    public VaeDecoder Circular => _circular?.Value ?? throw new InvalidOperationException("This VAE decoder is already the circular variant.");
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        _circular?.Dispose();
     }
 
     /// <param name="folder">The vae_decoder/ folder.</param>
@@ -43,7 +60,7 @@ public sealed class VaeDecoder : ModelComponent, ILatentDecoder
     public static VaeDecoder Load(string folder, SessionSettings settings, double? scalingFactor = null)
     {
         var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
-        return Guard(model, () => new VaeDecoder(model, folder, scalingFactor));
+        return Guard(model, () => new VaeDecoder(model, folder, scalingFactor, settings));
     }
 
     // Exports leave H and W symbolic: decode a 4×4 latent and compare sizes.
@@ -83,6 +100,7 @@ public enum VaeEncoderOutput
 public sealed class VaeEncoder : ModelComponent
 {
     private readonly string _input, _output;
+    private readonly LazyVariant<VaeEncoder>? _circular;
 
     public TensorElementType InputType { get; }
     public VaeEncoderOutput Output { get; }
@@ -90,13 +108,28 @@ public sealed class VaeEncoder : ModelComponent
     /// <summary>Latents are multiplied by this to reach the UNet's space (the VAE's scaling factor).</summary>
     public double ScalingFactor { get; }
 
-    private VaeEncoder(OnnxModel model, double scalingFactor) : base(model)
+    private VaeEncoder(OnnxModel model, double scalingFactor, SessionSettings? settings) : base(model)
     {
         ScalingFactor = scalingFactor;
         _input = InputNamed("sample", 0, "sample, float [batch, 3, H, W]");
         _output = model.OutputNames.Contains("latent_parameters") ? "latent_parameters" : OutputNamed("latent_sample", 0, "latent_parameters or latent_sample");
         Output = _output == "latent_parameters" ? VaeEncoderOutput.LatentParameters : VaeEncoderOutput.LatentSample;
         InputType = ElementType(_input, true, TensorElementType.Float, TensorElementType.Float16);
+        if (settings is not null)
+            _circular = new(() =>
+            {
+                var circular = OnnxModel.LoadRewritten(model.Path, settings, CircularPadding.ApplyOrFail);
+                return Guard(circular, () => new VaeEncoder(circular, scalingFactor, settings: null));
+            });
+    }
+
+    /// <summary>The same encoder with circular padding in its convolutions (seamless tiling, img2img), built on first use.</summary>
+    public VaeEncoder Circular => _circular?.Value ?? throw new InvalidOperationException("This VAE encoder is already the circular variant.");
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        _circular?.Dispose();
     }
 
     /// <param name="folder">The vae_encoder/ folder.</param>
@@ -105,7 +138,7 @@ public sealed class VaeEncoder : ModelComponent
     public static VaeEncoder Load(string folder, SessionSettings settings, double scalingFactor)
     {
         var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
-        return Guard(model, () => new VaeEncoder(model, scalingFactor));
+        return Guard(model, () => new VaeEncoder(model, scalingFactor, settings));
     }
 
     public (float[] Values, long[] Shape) Encode(ReadOnlySpan<float> image, long[] shape, CancellationToken cancellation = default)

@@ -68,6 +68,44 @@ public sealed class OnnxModel : IDisposable
     }
 
     /// <summary>
+    /// A second session for the model file at <paramref name="path"/>, with its graph changed by
+    /// <paramref name="rewrite"/> (circular padding, extra outputs). Only the graph's structure is
+    /// read into memory: weights kept in external data files are read by ONNX Runtime from the
+    /// model's folder, as for the original; a self-contained model's weights are written to a
+    /// scratch file for ONNX Runtime to read, so the process never holds the model twice over
+    /// while the session is built. Messages name the original file.
+    /// </summary>
+    internal static OnnxModel LoadRewritten(string path, SessionSettings settings, Action<Graphs.Rewriting.OnnxGraph> rewrite)
+    {
+        var graph = Graphs.Rewriting.OnnxGraph.Load(path, externalData: false);
+        rewrite(graph);
+        using var options = settings.ToOptions();
+        string? scratch = null;
+        try
+        {
+            if (graph.HasExternalData)
+            {
+                options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+                return new OnnxModel(path, new InferenceSession(graph.ToBytes(), options));
+            }
+            scratch = Directory.CreateTempSubdirectory("asyncdiffusion-rewritten-").FullName;
+            string file = System.IO.Path.Combine(scratch, "model.onnx");
+            graph.Save(file, "model.onnx.data"); // moves the weights out of the parsed graph as it writes them
+            return new OnnxModel(path, new InferenceSession(file, options));
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new ModelFolderException($"'{path}' could not be loaded by ONNX Runtime after rewriting its graph: {FirstLine(e.Message)}.", e);
+        }
+        finally
+        {
+            if (scratch is not null)
+                try { Directory.Delete(scratch, recursive: true); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // still mapped (Windows): the temp folder's owner cleans it up
+        }
+    }
+
+    /// <summary>
     /// Sees the values of extra graph outputs on every run (calibration copies of a graph expose
     /// inner tensors this way); callers of <see cref="Run"/> still get only what they asked for.
     /// </summary>

@@ -52,6 +52,8 @@ public sealed class OptimizedModelCache(string folder)
         Directory.CreateDirectory(temporary);
         using var cold = createOptions();
         cold.OptimizedModelFilePath = System.IO.Path.Combine(temporary, ModelFile);
+        // ORT warns that the saved graph is specific to this CPU; the entry's key holds the CPU features for that reason.
+        cold.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
         // Weights go beside the graph, as for models over 2 GB; small constants stay inline.
         cold.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", DataFile);
         cold.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");

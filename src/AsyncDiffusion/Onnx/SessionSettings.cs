@@ -49,9 +49,24 @@ public sealed record SessionSettings
         _ => throw new AsyncDiffusionException($"Graph optimisation '{name}' is not known; expected basic (fast load), extended or all (fastest steps)."),
     };
 
+    // ONNX Runtime's own log goes straight to stderr (a broken model prints its lines before our one-line error); its errors reach us as exceptions anyway.
+    private static readonly bool QuietEnvironment = SilenceEnvironmentLog();
+
+    private static bool SilenceEnvironmentLog()
+    {
+        OrtEnv.Instance().EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+        return true;
+    }
+
     internal SessionOptions ToOptions()
     {
-        var o = new SessionOptions { GraphOptimizationLevel = Optimization, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
+        _ = QuietEnvironment;
+        var o = new SessionOptions
+        {
+            GraphOptimizationLevel = Optimization,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
+        };
         try
         {
             if (IntraOpThreads > 0) o.IntraOpNumThreads = IntraOpThreads;

@@ -17,21 +17,24 @@ namespace AsyncDiffusion.Pipelines;
 public sealed class DenoisingImage
 {
     private readonly RequestInputs _inputs;
-    private readonly INoiseGenerator _rng;
-    private readonly float[] _latents;
+    private INoiseGenerator _rng;
+    private float[] _latents;
     // Masked denoising with a text-to-image UNet: the init latents and the noise they were noised with.
     private readonly float[]? _clean, _noise;
     // Inpainting UNet: the masked image's latents, sampled with this image's generator.
-    private readonly float[]? _maskedImage;
-    private int _position;
+    private float[]? _maskedImage;
+    private InpaintingConditioning? _conditioning;
+    private PromptEmbeddings _prompt;
+    private DenoisingPass _pass;
+    private int _position, _stepsBefore;
 
     public GenerationPlan Plan { get; }
     public int Index { get; }
     public long Seed { get; }
-    public Scheduler Scheduler { get; }
+    public Scheduler Scheduler { get; private set; }
     public int Channels => Plan.LatentChannels;
-    public int LatentHeight => Plan.LatentHeight;
-    public int LatentWidth => Plan.LatentWidth;
+    public int LatentHeight => _pass.LatentHeight;
+    public int LatentWidth => _pass.LatentWidth;
     public int LatentSize => _latents.Length;
 
     /// <summary>Channels of one UNet sample row: the latents, or latents + mask + masked-image latents.</summary>
@@ -43,9 +46,20 @@ public sealed class DenoisingImage
     /// <summary>UNet rows this image needs per step: 2 with guidance (unconditional, conditional), else 1.</summary>
     public int Rows => Plan.RowsPerImage;
 
+    /// <summary>Steps over all passes, and those done so far.</summary>
     public int StepsTotal => Plan.StepsPerImage;
-    public int StepsDone => _position - Plan.StartIndex;
-    public bool IsDenoised => _position >= Scheduler.Timesteps.Count;
+    public int StepsDone => _stepsBefore + _position - _pass.StartIndex;
+
+    /// <summary>Whether this image is in hires fix's second pass.</summary>
+    public bool InSecondPass => !ReferenceEquals(_pass, Plan.FirstPass);
+
+    /// <summary>Hires fix: the first pass is done and the latents wait for <see cref="StartSecondPass"/>.</summary>
+    public bool NeedsUpscale => PassDone && Plan.Hires is not null && !InSecondPass;
+
+    /// <summary>Every pass is done: the latents are ready to decode.</summary>
+    public bool IsDenoised => PassDone && (Plan.Hires is null || InSecondPass);
+
+    private bool PassDone => _position >= Scheduler.Timesteps.Count;
     public double Timestep => Scheduler.Timesteps[_position];
     public ReadOnlySpan<float> Latents => _latents;
 
@@ -65,26 +79,31 @@ public sealed class DenoisingImage
         _clean = clean;
         _noise = noise;
         _maskedImage = maskedImage;
+        _conditioning = inputs.Conditioning;
+        _prompt = inputs.Prompt;
+        _pass = plan.FirstPass;
         _position = plan.StartIndex;
     }
 
     /// <summary>
-    /// Image <paramref name="index"/> of a planned request. txt2img: the seed's noise × the
-    /// scheduler's init sigma. img2img: the init image's latents sampled with this image's
-    /// generator, then noised to the start timestep with the same generator (× the initial noise
-    /// multiplier), in diffusers' order; masked content "latent noise"/"latent nothing" replaces
-    /// the masked latents first. An inpainting UNet's masked-image latents are sampled next.
+    /// Image <paramref name="index"/> of a planned request. Its first noise is the seed's, with
+    /// A1111's variation seeds applied (<see cref="VariationNoise"/>); the generator continues
+    /// from there. txt2img: that noise × the scheduler's init sigma. img2img: the init image's
+    /// latents sampled with this image's generator, then noised to the start timestep with the
+    /// generator's next noise (× the initial noise multiplier), in diffusers' order; masked content
+    /// "latent noise"/"latent nothing" replaces the masked latents first. An inpainting UNet's
+    /// masked-image latents are sampled next.
     /// </summary>
     public static DenoisingImage Start(GenerationPlan plan, int index, RequestInputs inputs)
     {
         var scheduler = plan.CreateScheduler();
-        var rng = NoiseGenerators.Create(plan.Request.Rng, (ulong)plan.Seeds[index]);
         int n = plan.LatentChannels * plan.LatentHeight * plan.LatentWidth;
         var latents = new float[n];
         float[]? clean = null, noise = null;
+        INoiseGenerator rng;
         if (inputs.Init is not { } init)
         {
-            rng.NextGaussian(latents);
+            rng = VariationNoise.First(plan.Request.Rng, plan.Seeds[index], plan.VariationOf(index), plan.LatentChannels, plan.LatentHeight, plan.LatentWidth, latents);
             float sigma = (float)scheduler.InitNoiseSigma;
             if (sigma != 1f)
                 for (int i = 0; i < latents.Length; i++) latents[i] *= sigma;
@@ -93,6 +112,7 @@ public sealed class DenoisingImage
         {
             if (init.LatentSize != n)
                 throw new ArgumentException($"The init image's latents have {init.LatentSize} values; the plan needs {n}.", nameof(inputs));
+            rng = NoiseGenerators.Create(plan.Request.Rng, (ulong)plan.Seeds[index]);
             clean = init.Sample(rng);
             noise = new float[n];
             rng.NextGaussian(noise);
@@ -105,6 +125,34 @@ public sealed class DenoisingImage
         var maskedImage = inputs.Conditioning?.MaskedImage.Sample(rng);
         bool blends = inputs.Inpainting is not null && plan.InputChannels == plan.LatentChannels;
         return new DenoisingImage(plan, index, inputs, scheduler, rng, latents, blends ? clean : null, blends ? noise : null, maskedImage);
+    }
+
+    /// <summary>
+    /// Hires fix, once the first pass is done: upscales the latents (<see cref="HiresUpscaling"/>)
+    /// and starts the second pass as A1111 does — a fresh generator for the seed makes the seed's
+    /// first noise at the new size (variation seeds included), the upscaled latents are noised
+    /// with it to the pass's start timestep, and step noise continues from that generator.
+    /// </summary>
+    public void StartSecondPass(HiresUpscaling upscaling, CancellationToken cancellation)
+    {
+        if (!NeedsUpscale) throw new InvalidOperationException($"Image {Index + 1} is not waiting between hires fix's passes.");
+        var hires = Plan.Hires!;
+        var pass = hires.Pass;
+        var clean = upscaling.Upscale(_latents, Plan, Seed, cancellation);
+        var noise = new float[clean.Length];
+        var rng = VariationNoise.First(Plan.Request.Rng, Seed, Plan.VariationOf(Index), Channels, pass.LatentHeight, pass.LatentWidth, noise);
+        var scheduler = pass.CreateScheduler();
+        var latents = new float[clean.Length];
+        scheduler.AddNoise(clean, noise, scheduler.Timesteps[pass.StartIndex], latents);
+        _stepsBefore = StepsDone;
+        _pass = pass;
+        _position = pass.StartIndex;
+        Scheduler = scheduler;
+        _rng = rng;
+        _latents = latents;
+        _prompt = _inputs.HiresPrompt ?? _inputs.Prompt;
+        _conditioning = _inputs.HiresConditioning;
+        _maskedImage = _conditioning?.MaskedImage.Sample(rng);
     }
 
     // A1111: latent noise is the seed's first noise tensor, latent nothing is zero, in the masked part.
@@ -134,18 +182,18 @@ public sealed class DenoisingImage
         Scheduler.ScaleModelInput(_latents, Timestep, row[..n]);
         if (_maskedImage is not null)
         {
-            var mask = _inputs.Conditioning!.Mask;
+            var mask = _conditioning!.Mask;
             mask.CopyTo(row.Slice(n, mask.Length));
             _maskedImage.CopyTo(row.Slice(n + mask.Length, _maskedImage.Length));
         }
         for (int r = 1; r < Rows; r++) row.CopyTo(samples.Slice(r * size, size));
-        int states = _inputs.Prompt.Conditional.Length;
-        if (_inputs.Prompt.Unconditional is { } uncond)
+        int states = _prompt.Conditional.Length;
+        if (_prompt.Unconditional is { } uncond)
         {
             uncond.CopyTo(context[..states]);
-            _inputs.Prompt.Conditional.CopyTo(context.Slice(states, states));
+            _prompt.Conditional.CopyTo(context.Slice(states, states));
         }
-        else _inputs.Prompt.Conditional.CopyTo(context[..states]);
+        else _prompt.Conditional.CopyTo(context[..states]);
     }
 
     /// <summary>Combines the rows (classifier-free guidance), steps the scheduler and, inpainting, restores the kept region.</summary>
@@ -175,7 +223,7 @@ public sealed class DenoisingImage
     private void KeepUnmasked()
     {
         ReadOnlySpan<float> kept = _clean;
-        if (!IsDenoised)
+        if (!PassDone)
         {
             var noised = new float[_latents.Length];
             Scheduler.AddNoise(_clean, _noise, Timestep, noised);

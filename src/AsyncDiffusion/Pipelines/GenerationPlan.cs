@@ -1,26 +1,47 @@
 using AsyncDiffusion.Models;
+using AsyncDiffusion.Randomness;
 using AsyncDiffusion.Schedulers;
 
 namespace AsyncDiffusion.Pipelines;
 
 /// <summary>
 /// A request checked against a model and the limits, with everything derived from it fixed:
-/// size, seeds, scheduler name. Building one is the only validation a request gets; every
-/// stage after it can trust its values.
+/// size, seeds and variation seeds, the schedule of each denoising pass (hires fix adds a
+/// second). Building one is the only validation a request gets; every stage after it can trust
+/// its values.
 /// </summary>
 public sealed record GenerationPlan(GenerationRequest Request, int Width, int Height, long[] Seeds, string SchedulerName, string ModelName)
 {
-    // Configured once (timesteps set for the steps and strength); never stepped itself.
-    private Scheduler _schedule = null!;
+    /// <summary>The request as validated; after <see cref="ReleaseInputs"/>, without its uploaded image.</summary>
+    public GenerationRequest Request { get; private set; } = Request;
 
-    /// <summary>Index in the schedule's timesteps where denoising starts (0 for txt2img; img2img skips the first part).</summary>
-    public int StartIndex { get; private init; }
+    /// <summary>Lets go of the request's uploaded image once it has been prepared (its latents live on in the images being denoised).</summary>
+    public void ReleaseInputs() => Request = Request.WithoutImages();
 
-    /// <summary>UNet calls per image: the scheduler's timesteps from the img2img start (PNDM makes one more than steps).</summary>
-    public int StepsPerImage { get; private init; }
+    /// <summary>The first (for most requests the only) pass: the request's size and schedule.</summary>
+    public DenoisingPass FirstPass { get; private init; } = null!;
 
-    /// <summary>The timesteps every image of this request runs through, from its start.</summary>
-    public IReadOnlyList<double> Timesteps => _schedule.Timesteps;
+    /// <summary>Hires fix's upscale and second pass; null without hires fix.</summary>
+    public HiresPass? Hires { get; private init; }
+
+    /// <summary>Variation seeds, one per image (A1111's <c>all_subseeds</c>: subseed + i), resolved even when unused, as A1111 reports them.</summary>
+    public long[] Subseeds { get; private init; } = [];
+
+    /// <summary>Index in the first pass's timesteps where denoising starts (0 for txt2img; img2img skips the first part).</summary>
+    public int StartIndex => FirstPass.StartIndex;
+
+    /// <summary>UNet calls per image over all passes (PNDM makes one more than steps per pass).</summary>
+    public int StepsPerImage => FirstPass.Steps + (Hires?.Pass.Steps ?? 0);
+
+    /// <summary>The timesteps of the first pass's schedule.</summary>
+    public IReadOnlyList<double> Timesteps => FirstPass.Timesteps;
+
+    /// <summary>Size of the images the request makes: the hires size with hires fix, else the request's.</summary>
+    public int OutputWidth => Hires?.Width ?? Width;
+    public int OutputHeight => Hires?.Height ?? Height;
+
+    /// <summary>The clip skip the text states are computed with: the request's, or 1 where the model's encoder ignores it (SD 2.x, as in A1111).</summary>
+    public int ClipSkip { get; private init; } = 1;
 
     /// <summary>UNet rows per image and step: 2 with classifier-free guidance (unconditional, conditional), else 1.</summary>
     public int RowsPerImage => Request.UsesGuidance ? 2 : 1;
@@ -30,13 +51,25 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
     /// <summary>Channels of the UNet's sample: the latents, or latents + mask + masked-image latents for an inpainting UNet.</summary>
     public int InputChannels { get; private init; }
 
+    /// <summary>The model's VAE factor (pixels per latent).</summary>
+    public int VaeScaleFactor { get; private init; }
+
     /// <summary>Bounds of the mask blur and of the "only masked" padding, in pixels (A1111's sliders stop at 64 and 256).</summary>
     public const int MaxMaskBlur = 64, MaxMaskPadding = 256;
-    public int LatentWidth { get; private init; }
-    public int LatentHeight { get; private init; }
+    public int LatentWidth => FirstPass.LatentWidth;
+    public int LatentHeight => FirstPass.LatentHeight;
 
-    /// <summary>A scheduler for one image: the plan's schedule with fresh per-run state (schedulers hold state).</summary>
-    public Scheduler CreateScheduler() => _schedule.CloneForRun();
+    /// <summary>A scheduler for one image's first pass (schedulers hold state).</summary>
+    public Scheduler CreateScheduler() => FirstPass.CreateScheduler();
+
+    /// <summary>How image <paramref name="index"/>'s noise is made from its seed (A1111's variation seeds).</summary>
+    public Variation VariationOf(int index)
+    {
+        var r = Request;
+        bool resized = r.SeedResizeFromWidth > 0 && r.SeedResizeFromHeight > 0;
+        return new Variation(Subseeds[index], r.SubseedStrength,
+            resized ? (r.SeedResizeFromHeight / VaeScaleFactor, r.SeedResizeFromWidth / VaeScaleFactor) : null);
+    }
 
     public static GenerationPlan Create(GenerationRequest r, ModelFolder model, GenerationLimits? limits = null)
     {
@@ -52,6 +85,10 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
             throw new AsyncDiffusionException($"image count is {r.Count}; expected 1 to {limits.MaxCount}.");
         if (!double.IsFinite(r.Eta) || r.Eta < 0 || r.Eta > 1)
             throw new AsyncDiffusionException($"eta is {r.Eta}; expected 0 to 1.");
+
+        if (r.ClipSkip < 1 || r.ClipSkip > GenerationRequest.MaxClipSkip)
+            throw new AsyncDiffusionException($"clip skip is {r.ClipSkip}; expected 1 (the text encoder's last layer) to {GenerationRequest.MaxClipSkip}.");
+        model.TextEncoder.CheckClipSkip(r.ClipSkip);
 
         int width = r.Width ?? model.NativeSize, height = r.Height ?? model.NativeSize;
         CheckSize("width", width, limits.MaxWidth, model);
@@ -78,32 +115,83 @@ public sealed record GenerationPlan(GenerationRequest Request, int Width, int He
                 throw new AsyncDiffusionException($"masked content is {(int)inpainting.Fill}; expected 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing).");
         }
 
-        if (r.Seed < -1) throw new AsyncDiffusionException($"seed is {r.Seed}; expected −1 (random) or a seed of 0 or more.");
-        long first = r.Seed == -1 ? Random.Shared.NextInt64(0, 1L << 32) : r.Seed;
-        var seeds = Enumerable.Range(0, r.Count).Select(i => first + i).ToArray();
-        if (r.Rng == Randomness.NoiseGeneratorKind.Numpy && seeds[^1] > uint.MaxValue)
-            throw new AsyncDiffusionException($"seed {seeds[^1]} is too large for the numpy generator; numpy accepts 0 to {uint.MaxValue}.");
+        var (seeds, subseeds) = ResolveSeeds(r, limits);
 
-        // The schedule is built once, here, so an unknown name or an impossible steps/strength fails before any work.
-        var scheduler = r.Scheduler is null ? SchedulerRegistry.CreateDefault(model.SchedulerConfig) : SchedulerRegistry.Create(r.Scheduler, model.SchedulerConfig);
-        if (scheduler is IEtaScheduler stochastic) stochastic.Eta = r.Eta;
+        // The schedules are built once, here, so an unknown name or an impossible steps/strength fails before any work.
+        var scheduler = CreateScheduler(r.Scheduler, r.Eta, model);
         int start = 0;
         if (r.IsImageToImage) start = scheduler.SetTimestepsForStrength(r.Steps, r.Strength);
         else scheduler.SetTimesteps(r.Steps);
-        string name = r.Scheduler is not null && SchedulerRegistry.TryResolve(r.Scheduler, out var entry) ? entry.Name : DisplayName(scheduler.ClassName);
-        return new GenerationPlan(r with { NegativePrompt = r.NegativePrompt ?? "" }, width, height, seeds, name, model.Name)
+        var first = new DenoisingPass(scheduler, start, width / model.VaeScaleFactor, height / model.VaeScaleFactor);
+        var hires = r.Hires is null ? null : HiresPass.Create(r, width, height, model, limits);
+        if (r.Tiling) BuildCircularSessions(r, model, hires);
+        return new GenerationPlan(r with { NegativePrompt = r.NegativePrompt ?? "" }, width, height, seeds, SchedulerNameOf(r.Scheduler, scheduler), model.Name)
         {
-            _schedule = scheduler,
-            StartIndex = start,
-            StepsPerImage = scheduler.Timesteps.Count - start,
+            FirstPass = first,
+            Hires = hires,
+            Subseeds = subseeds,
             LatentChannels = model.LatentChannels,
             InputChannels = model.UNet.InputChannels,
-            LatentWidth = width / model.VaeScaleFactor,
-            LatentHeight = height / model.VaeScaleFactor,
+            VaeScaleFactor = model.VaeScaleFactor,
+            ClipSkip = model.TextEncoder.IgnoresClipSkip ? 1 : r.ClipSkip,
         };
     }
 
-    private static void CheckSize(string what, int value, int max, ModelFolder model)
+    // Seamless tiling runs circular variants of the UNet and VAE, built on the first tiling request:
+    // here, after every other check, so that a model that cannot tile is refused before any work
+    // and no engine stage waits for a build.
+    private static void BuildCircularSessions(GenerationRequest r, ModelFolder model, HiresPass? hires)
+    {
+        _ = model.UNet.Circular;
+        if (r.Decoder == DecoderKind.Vae) _ = model.VaeDecoder.Circular;
+        if (r.IsImageToImage || model.UNet.IsInpainting || hires?.Upscaler.NeedsVaeEncoder == true) _ = model.VaeEncoder?.Circular;
+    }
+
+    // A1111: image i uses seed + i, except with a variation strength, where every image uses the seed and the subseeds count up.
+    private static (long[] Seeds, long[] Subseeds) ResolveSeeds(GenerationRequest r, GenerationLimits limits)
+    {
+        if (r.Seed < -1) throw new AsyncDiffusionException($"seed is {r.Seed}; expected −1 (random) or a seed of 0 or more.");
+        if (r.Subseed < -1) throw new AsyncDiffusionException($"subseed (variation seed) is {r.Subseed}; expected −1 (random) or a seed of 0 or more.");
+        if (!(r.SubseedStrength >= 0 && r.SubseedStrength <= 1))
+            throw new AsyncDiffusionException($"subseed strength (variation strength) is {r.SubseedStrength}; expected 0 to 1.");
+        if (r.SeedResizeFromWidth > limits.MaxWidth || r.SeedResizeFromHeight > limits.MaxHeight)
+            throw new AsyncDiffusionException($"seed resize from is {r.SeedResizeFromWidth}x{r.SeedResizeFromHeight}; expected at most {limits.MaxWidth}x{limits.MaxHeight} (0 or less: off).");
+        if (r.IsImageToImage && (r.SubseedStrength != 0 || (r.SeedResizeFromWidth > 0 && r.SeedResizeFromHeight > 0)))
+            throw new AsyncDiffusionException("variation seeds (subseed strength, seed resize from) apply to txt2img only; set the subseed strength to 0 and leave out seed resize for img2img.");
+        long first = r.Seed == -1 ? Random.Shared.NextInt64(0, 1L << 32) : r.Seed;
+        long firstSub = r.Subseed == -1 ? Random.Shared.NextInt64(0, 4294967294) : r.Subseed;
+        bool varies = r.SubseedStrength != 0;
+        var seeds = Enumerable.Range(0, r.Count).Select(i => first + (varies ? 0 : i)).ToArray();
+        var subseeds = Enumerable.Range(0, r.Count).Select(i => firstSub + i).ToArray();
+        if (r.Rng == Randomness.NoiseGeneratorKind.Numpy)
+        {
+            if (seeds[^1] > uint.MaxValue)
+                throw new AsyncDiffusionException($"seed {seeds[^1]} is too large for the numpy generator; numpy accepts 0 to {uint.MaxValue}.");
+            if (varies && subseeds[^1] > uint.MaxValue)
+                throw new AsyncDiffusionException($"subseed {subseeds[^1]} is too large for the numpy generator; numpy accepts 0 to {uint.MaxValue}.");
+        }
+        return (seeds, subseeds);
+    }
+
+    /// <summary>The named scheduler (or the model's own) with the request's eta; its timesteps are set by the caller.</summary>
+    internal static Scheduler CreateScheduler(string? name, double eta, ModelFolder model)
+    {
+        var scheduler = name is null ? SchedulerRegistry.CreateDefault(model.SchedulerConfig) : SchedulerRegistry.Create(name, model.SchedulerConfig);
+        if (scheduler is IEtaScheduler stochastic) stochastic.Eta = eta;
+        return scheduler;
+    }
+
+    /// <summary>The name infotexts show for a scheduler: the registry's name for a named one, else the class's display name.</summary>
+    internal static string SchedulerNameOf(string? requested, Scheduler scheduler) =>
+        requested is not null && SchedulerRegistry.TryResolve(requested, out var entry) ? entry.Name : DisplayName(scheduler.ClassName);
+
+    internal static void CheckPromptLength(string? text, GenerationLimits limits, string what)
+    {
+        if ((text?.Length ?? 0) > limits.MaxPromptCharacters)
+            throw new AsyncDiffusionException($"{what} is longer than {limits.MaxPromptCharacters:N0} characters.");
+    }
+
+    internal static void CheckSize(string what, int value, int max, ModelFolder model)
     {
         int multiple = model.SizeMultiple;
         if (value < multiple || value > max || value % 8 != 0)

@@ -27,15 +27,22 @@ public sealed class InpaintingConditioning
     /// <param name="plan">The request's plan (size, latent size).</param>
     /// <param name="inpainting">The prepared mask and image; null for a request without a mask.</param>
     /// <param name="cancellation">Cancels the encoding.</param>
-    public static InpaintingConditioning Prepare(VaeEncoder encoder, GenerationPlan plan, PreparedInpainting? inpainting, CancellationToken cancellation)
+    public static InpaintingConditioning Prepare(VaeEncoder encoder, GenerationPlan plan, PreparedInpainting? inpainting, CancellationToken cancellation) =>
+        Prepare(encoder, plan.Width, plan.Height, plan.LatentWidth, plan.LatentHeight, inpainting, plan.Request.Inpainting?.RoundMask ?? false, cancellation);
+
+    /// <summary>The conditioning without a mask (the whole image repainted) at another size: hires fix's second pass.</summary>
+    public static InpaintingConditioning WholeImage(VaeEncoder encoder, int width, int height, int latentWidth, int latentHeight, CancellationToken cancellation) =>
+        Prepare(encoder, width, height, latentWidth, latentHeight, null, false, cancellation);
+
+    private static InpaintingConditioning Prepare(VaeEncoder encoder, int width, int height, int lw, int lh, PreparedInpainting? inpainting, bool round,
+        CancellationToken cancellation)
     {
-        int width = plan.Width, height = plan.Height, plane = width * height;
+        int plane = width * height;
         var masked = new float[3 * plane];
         var full = new float[plane];
         if (inpainting is null) Array.Fill(full, 1f);
         else
         {
-            bool round = plan.Request.Inpainting!.RoundMask;
             LatentImageConversion.ToTensor(inpainting.Source, masked);
             for (int i = 0; i < plane; i++)
             {
@@ -45,7 +52,6 @@ public sealed class InpaintingConditioning
             }
         }
         // Nearest-neighbour to latent size, as torch's interpolate does: source index ⌊i · in / out⌋.
-        int lw = plan.LatentWidth, lh = plan.LatentHeight;
         var mask = new float[lw * lh];
         for (int y = 0; y < lh; y++)
             for (int x = 0; x < lw; x++)

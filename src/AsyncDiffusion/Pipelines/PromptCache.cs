@@ -17,10 +17,18 @@ public sealed class PromptCache(ModelFolder model, int capacity)
     public long Hits { get; private set; }
     public long Misses { get; private set; }
 
-    public PromptEmbeddings Encode(string prompt, string negative, bool guidance, StageTimings timings, CancellationToken cancellation)
+    /// <param name="prompt">The prompt.</param>
+    /// <param name="negative">The negative prompt (encoded only with guidance).</param>
+    /// <param name="guidance">Whether the unconditional states are needed.</param>
+    /// <param name="clipSkip">Which layer's states (see <see cref="TextEncoder.Encode"/>); part of the cache key.</param>
+    /// <param name="timings">Where tokenizing and encoding times are added.</param>
+    /// <param name="cancellation">Cancels the encoding.</param>
+    public PromptEmbeddings Encode(string prompt, string negative, bool guidance, int clipSkip, StageTimings timings, CancellationToken cancellation)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var texts = guidance ? new[] { negative, prompt } : [prompt];
+        // The states of one text differ between clip skips: the cache keys carry it.
+        var keys = texts.Select(t => clipSkip <= 1 ? t : $"{t}\u0000clip skip {clipSkip}").ToArray();
         var tokenized = texts.Select(model.Tokenizer.Encode).ToArray();
         timings.TokenizeMs += clock.Elapsed.TotalMilliseconds;
 
@@ -30,7 +38,7 @@ public sealed class PromptCache(ModelFolder model, int capacity)
         {
             for (int i = 0; i < texts.Length; i++)
             {
-                if (capacity > 0 && _index.TryGetValue(texts[i], out var node))
+                if (capacity > 0 && _index.TryGetValue(keys[i], out var node))
                 {
                     _order.Remove(node);
                     _order.AddFirst(node);
@@ -48,13 +56,13 @@ public sealed class PromptCache(ModelFolder model, int capacity)
         {
             clock.Restart();
             var ids = missing.SelectMany(i => tokenized[i].InputIds).ToArray();
-            var encoded = model.TextEncoder.Encode(ids, missing.Count, cancellation);
+            var encoded = model.TextEncoder.Encode(ids, missing.Count, clipSkip, cancellation);
             int size = encoded.Length / missing.Count;
             timings.TextEncodeMs += clock.Elapsed.TotalMilliseconds;
             for (int m = 0; m < missing.Count; m++)
             {
                 states[missing[m]] = encoded[(m * size)..((m + 1) * size)];
-                Add(texts[missing[m]], states[missing[m]]);
+                Add(keys[missing[m]], states[missing[m]]);
             }
         }
         int tokens = tokenized[0].InputIds.Length;

@@ -6,7 +6,7 @@ using AsyncDiffusion.Onnx;
 namespace AsyncDiffusion.Pipelines;
 
 /// <summary>
-/// The synchronous driver (txt2img, img2img and inpainting): one request at a time, image after image,
+/// The synchronous driver (txt2img with hires fix, img2img and inpainting): one request at a time, image after image,
 /// through <see cref="RequestPreparation"/>, the denoising core (<see cref="UNetBatch"/>) and a
 /// decoder. It is the baseline the asynchronous engine is measured against, and the engine's
 /// sync mode.
@@ -15,6 +15,7 @@ public sealed class StableDiffusionPipeline : IDisposable
 {
     private readonly RequestPreparation _preparation;
     private readonly LatentDecoders _decoders;
+    private readonly HiresUpscaling _upscaling;
 
     public StableDiffusionPipeline(ModelFolder model, SessionSettings? settings = null, GenerationLimits? limits = null)
     {
@@ -22,6 +23,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         Limits = limits ?? GenerationLimits.Default;
         _preparation = new RequestPreparation(model, new PromptCache(model, capacity: 0)); // the baseline encodes every prompt
         _decoders = new LatentDecoders(model, settings ?? SessionSettings.Default);
+        _upscaling = new HiresUpscaling(model, _decoders);
     }
 
     public ModelFolder Model { get; }
@@ -37,7 +39,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         var total = Stopwatch.StartNew();
         var timings = new StageTimings();
         var memory = PeakMemory.Start();
-        var decoder = _decoders.For(plan.Request.Decoder);
+        var decoder = _decoders.For(plan.Request.Decoder, plan.Request.Tiling);
 
         var images = new List<GeneratedImage>();
         var prepared = _preparation.Prepare(plan, timings, cancellation);
@@ -49,11 +51,18 @@ public sealed class StableDiffusionPipeline : IDisposable
             {
                 cancellation.ThrowIfCancellationRequested();
                 var clock = Stopwatch.StartNew();
+                if (image.NeedsUpscale)
+                {
+                    image.StartSecondPass(_upscaling, cancellation);
+                    timings.HiresUpscaleMs += clock.Elapsed.TotalMilliseconds;
+                    timeline?.Mark($"image {image.Index + 1} upscaled for the hires pass");
+                    continue;
+                }
                 double t = image.Timestep;
                 var output = UNetBatch.Evaluate(Model, batch, cancellation);
                 image.CompleteStep(UNetBatch.OutputOf(output, batch, 0));
                 timings.UNetStepMs.Add(clock.Elapsed.TotalMilliseconds);
-                onStep?.Invoke(new StepProgress(image.Index, plan.Seeds.Length, image.StepsDone, image.StepsTotal, t, image.Latents.ToArray()));
+                onStep?.Invoke(new StepProgress(image.Index, plan.Seeds.Length, image.StepsDone, image.StepsTotal, t, image.Latents.ToArray(), image.LatentHeight, image.LatentWidth));
                 timeline?.Mark($"image {image.Index + 1} step {image.StepsDone}/{image.StepsTotal}");
             }
             var decodeClock = Stopwatch.StartNew();
@@ -64,7 +73,7 @@ public sealed class StableDiffusionPipeline : IDisposable
             memory.Sample();
         }
         timings.TotalMs = total.Elapsed.TotalMilliseconds;
-        return new GenerationResult(images, timings, memory.Peak, plan.Width, plan.Height, plan.SchedulerName);
+        return new GenerationResult(images, timings, memory.Peak, plan.OutputWidth, plan.OutputHeight, plan.SchedulerName);
     }
 
     public void Dispose() => _decoders.Dispose();

@@ -16,12 +16,13 @@ public static class UNetBatch
     /// <summary>
     /// Whether two images can share one UNet call: the same latent shape and UNet input contract
     /// (inpainting rows or not), the same layout of guidance rows, and the same timestep when the
-    /// export takes one timestep per call. Masked denoising with a text-to-image UNet changes no
-    /// input, so inpainting and plain steps share calls.
+    /// export takes one timestep per call, and the same padding (seamless tiling runs the UNet's
+    /// circular variant). Masked denoising with a text-to-image UNet changes no input, so
+    /// inpainting and plain steps share calls.
     /// </summary>
     public static bool Compatible(DenoisingImage a, DenoisingImage b, UNet unet) =>
         a.Channels == b.Channels && a.InputChannels == b.InputChannels && a.LatentHeight == b.LatentHeight && a.LatentWidth == b.LatentWidth
-        && a.Plan.Request.CfgAsBatch == b.Plan.Request.CfgAsBatch
+        && a.Plan.Request.CfgAsBatch == b.Plan.Request.CfgAsBatch && a.Plan.Request.Tiling == b.Plan.Request.Tiling
         && (unet.AcceptsPerItemTimesteps || a.Timestep == b.Timestep);
 
     /// <summary>
@@ -47,14 +48,15 @@ public static class UNetBatch
             row += image.Rows;
         }
 
+        var unet = first.Plan.Request.Tiling ? model.UNet.Circular : model.UNet;
         int rowsPerCall = first.Plan.Request.CfgAsBatch ? rows : 1;
         if (rowsPerCall == rows)
-            return model.UNet.Predict(samples, [rows, first.InputChannels, first.LatentHeight, first.LatentWidth], timesteps, context, [rows, tokens, hidden], cancellation);
+            return unet.Predict(samples, [rows, first.InputChannels, first.LatentHeight, first.LatentWidth], timesteps, context, [rows, tokens, hidden], cancellation);
 
         var output = new float[rows * latent];
         for (int r = 0; r < rows; r++)
         {
-            var part = model.UNet.Predict(samples.AsSpan(r * input, input), [1, first.InputChannels, first.LatentHeight, first.LatentWidth], timesteps.AsSpan(r, 1),
+            var part = unet.Predict(samples.AsSpan(r * input, input), [1, first.InputChannels, first.LatentHeight, first.LatentWidth], timesteps.AsSpan(r, 1),
                 context.AsSpan(r * contextRow, contextRow), [1, tokens, hidden], cancellation);
             part.CopyTo(output.AsSpan(r * latent));
         }

@@ -81,6 +81,23 @@ public abstract class Scheduler
     }
 
     /// <summary>
+    /// AUTOMATIC1111's img2img with fixed steps (its hires fix's second pass): a schedule of
+    /// ⌊steps / min(strength, 0.999)⌋ steps of which exactly the last <paramref name="steps"/> run
+    /// (<c>setup_img2img_steps</c>). Returns the start index in <see cref="Timesteps"/> and sets the
+    /// begin index where the scheduler has one.
+    /// </summary>
+    public int SetTimestepsForFixedSteps(int steps, double strength)
+    {
+        ValidateStrength(strength);
+        ValidateSteps(steps);
+        int total = (int)(steps / Math.Min(strength, 0.999));
+        SetTimesteps(total);
+        int start = (total - steps) * Order;
+        if (HasBeginIndex) SetBeginIndex(start);
+        return start;
+    }
+
+    /// <summary>
     /// Timestep entries per solver step, as diffusers' <c>scheduler.order</c>: 2 for Heun, DPM2 and
     /// DPM2 a (two UNet calls per step), else 1. img2img skips this many entries per skipped step.
     /// </summary>

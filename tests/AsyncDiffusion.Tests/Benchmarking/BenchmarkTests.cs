@@ -55,6 +55,10 @@ public class BenchmarkTests
         Assert.NotNull(result.Chosen);
         Assert.False(string.IsNullOrEmpty(result.StopReason));
         Assert.Single(result.Path, s => s.Verdict == "chosen");
+        // The chosen streams × batch is also measured with heavy calls overlapping, once.
+        var overlapping = Assert.Single(result.Path, s => !s.ExclusiveCompute);
+        Assert.Contains(result.Path, s => s.ExclusiveCompute && (s.Streams, s.MaxBatch) == (overlapping.Streams, overlapping.MaxBatch));
+        Assert.Contains("overlapping", result.StopReason);
 
         var impossible = Tuner.Run(Settings(), latencyCapMs: 0.001, maxStreams: 2, maxBatch: 2);
         Assert.Null(impossible.Chosen);

@@ -30,6 +30,20 @@ public class GenerateCommandTests
         Assert.True(3 == Directory.GetFiles(dir.Path).Length, string.Join("\n", Directory.GetFiles(dir.Path)));
     }
 
+    [Theory]
+    [InlineData(null, "2.5")]
+    [InlineData("4", "4")]
+    public void WithoutCfgTheModelFoldersGuidanceIsUsedAndAGivenCfgWins(string? cfg, string expected)
+    {
+        using var dir = new TempFolder();
+        string[] args = ["generate", "a red circle on a blue background", "--model", TinyShapesModelTests.Folder, "--steps", "2", "--seed", "1", "--out", dir.Path, "--json"];
+        var (code, output, error) = Run(cfg is null ? args : [.. args, "--cfg", cfg]);
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        string file = doc.RootElement.GetProperty("images")[0].GetProperty("file").GetString()!;
+        Assert.Contains($"CFG scale: {expected}, ", PngText.Read(File.ReadAllBytes(file))["parameters"]);
+    }
+
     [Fact]
     public void ProfileWritesEachComponentsOperatorTraceAndASummaryWithConvRatesAndAMemoryTimeline()
     {
@@ -56,6 +70,7 @@ public class GenerateCommandTests
     [InlineData("--rng", "dice", "Unknown noise generator 'dice'")]
     [InlineData("--format", "gif", "Unknown image format 'gif'")]
     [InlineData("--optimize", "turbo", "Graph optimisation 'turbo' is not known")]
+    [InlineData("--clip-skip", "3", "clip skip is 3; this model's text encoder has 2 layers, so expected 1 to 2")]
     public void BadOptionsExitWith2AndWriteNothing(string option, string value, string message)
     {
         using var dir = new TempFolder();
@@ -64,6 +79,19 @@ public class GenerateCommandTests
         Assert.Equal(2, code);
         Assert.Contains(message, error);
         Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void ClipSkipAndTilingReachTheImageAndItsInfotext()
+    {
+        using var dir = new TempFolder();
+        var (code, output, error) = Run("generate", "a tiled floor", "--model", TinyModels.Folder(), "--steps", "2", "--seed", "8", "--clip-skip", "2", "--tiling",
+            "--out", dir.Path, "--json");
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        string file = doc.RootElement.GetProperty("images")[0].GetProperty("file").GetString()!;
+        var text = PngText.Read(File.ReadAllBytes(file))["parameters"];
+        Assert.Contains(", Clip skip: 2, RNG: CPU, Tiling: True", text);
     }
 
     [Fact]
@@ -90,13 +118,50 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void HiresFixAndVariationSeedsFromTheCommandLine()
+    {
+        using var dir = new TempFolder();
+        var (code, output, error) = Run("generate", "a fox", "--model", TinyModels.Folder(), "--steps", "3", "--scheduler", "Euler", "--seed", "4",
+            "--subseed", "9", "--subseed-strength", "0.5", "--hires-scale", "1.5", "--hires-steps", "2", "--hires-strength", "0.6", "--hires-upscaler", "Nearest",
+            "--out", dir.Path, "--json");
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(96, doc.RootElement.GetProperty("width").GetInt32());
+        string file = doc.RootElement.GetProperty("images")[0].GetProperty("file").GetString()!;
+        var image = ImageCodec.Decode(file);
+        Assert.Equal((96, 96), (image.Width, image.Height));
+        string text = PngText.Read(File.ReadAllBytes(file))["parameters"];
+        Assert.Contains("Seed: 4, Size: 64x64, Model: ", text);
+        Assert.Contains("Variation seed: 9, Variation seed strength: 0.5, Denoising strength: 0.6, ", text);
+        Assert.Contains("Hires upscale: 1.5, Hires steps: 2, Hires upscaler: Nearest, Version", text);
+        Assert.Equal(3 + 2, doc.RootElement.GetProperty("timings_ms").GetProperty("unet_steps").GetArrayLength());
+        Assert.True(doc.RootElement.GetProperty("timings_ms").GetProperty("hires_upscale").GetDouble() > 0);
+    }
+
+    [Theory]
+    [InlineData("--hires-upscaler", "4x-UltraSharp", "hires upscaler '4x-UltraSharp' is not available")]
+    [InlineData("--hires-resize", "wide", "--hires-resize 'wide' is not WIDTHxHEIGHT")]
+    [InlineData("--seed-resize-from", "12", "--seed-resize-from '12' is not WIDTHxHEIGHT")]
+    [InlineData("--subseed-strength", "3", "subseed strength (variation strength) is 3")]
+    public void BadHiresAndVariationOptionsExitWith2(string option, string value, string message)
+    {
+        using var dir = new TempFolder();
+        string outDir = Path.Combine(dir.Path, "out");
+        var (code, _, error) = Run("generate", "x", "--model", TinyModels.Folder(), option, value, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error:", error.Trim());
+        Assert.Contains(message, error);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
     public void BuiltInModelLivesInTheXdgCache()
     {
         string? old = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
         try
         {
             Environment.SetEnvironmentVariable("XDG_CACHE_HOME", "/tmp/some-cache");
-            Assert.Equal("/tmp/some-cache/asyncdiffusion/models/tiny-synthetic-v1", BuiltInModel.Folder);
+            Assert.Matches("^/tmp/some-cache/asyncdiffusion/models/tiny-shapes-[0-9a-f]{12}$", BuiltInModel.Folder);
         }
         finally
         {

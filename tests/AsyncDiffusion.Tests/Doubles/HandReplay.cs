@@ -10,7 +10,8 @@ namespace AsyncDiffusion.Tests.Doubles;
 /// The denoising loop written out by hand with the library's parts (tokenizer, text encoder, VAE
 /// encoder, scheduler, generator) and an <see cref="AnalyticUNet"/> evaluated on the host, for
 /// comparing the pipeline's latents step by step. Covers img2img starts, masked denoising with a
-/// text-to-image UNet and the extra channels of an inpainting UNet.
+/// text-to-image UNet, the extra channels of an inpainting UNet, given first noise (variation
+/// seeds) and hires fix's second pass.
 /// </summary>
 public sealed class HandReplay(ModelFolder model, AnalyticUNet unet)
 {
@@ -25,6 +26,8 @@ public sealed class HandReplay(ModelFolder model, AnalyticUNet unet)
         /// <summary>Inpainting UNet: the mask channel [h·w] and the masked image [3, H, W] in [-1, 1].</summary>
         public float[]? ConditioningMask { get; init; }
         public float[]? MaskedImage { get; init; }
+        /// <summary>txt2img: the first noise to start from instead of the seed's (variation seeds); the generator is still advanced past one draw.</summary>
+        public float[]? Noise { get; init; }
     }
 
     /// <summary>The latents after every step, and the clean init latents and noise they started from.</summary>
@@ -62,10 +65,29 @@ public sealed class HandReplay(ModelFolder model, AnalyticUNet unet)
         {
             scheduler.SetTimesteps(r.Steps);
             rng.NextGaussian(latents);
+            inputs.Noise?.CopyTo(latents, 0);
             for (int i = 0; i < n; i++) latents[i] *= (float)scheduler.InitNoiseSigma;
         }
         float[]? maskedLatents = inputs.MaskedImage is { } masked ? SampleLatents(masked, width, height, rng) : null;
+        var steps = Denoise(r.GuidanceScale, cond, uncond, scheduler, start, latents, rng, inputs, clean, noise, maskedLatents, plane);
+        return new Trajectory(steps, clean, noise, scheduler, start);
+    }
 
+    /// <summary>
+    /// Hires fix's second pass by hand: <paramref name="latents"/> (already noised to the start)
+    /// denoised from <paramref name="start"/> with the given prompts, step noise from <paramref name="rng"/>.
+    /// </summary>
+    public List<float[]> Continue(string prompt, string negative, double cfg, Scheduler scheduler, int start, float[] latents, INoiseGenerator rng)
+    {
+        var cond = model.TextEncoder.Encode(model.Tokenizer.Encode(prompt).InputIds, 1);
+        var uncond = model.TextEncoder.Encode(model.Tokenizer.Encode(negative).InputIds, 1);
+        return Denoise(cfg, cond, uncond, scheduler, start, latents, rng, new Inputs(), null, null, null, latents.Length / 4);
+    }
+
+    private List<float[]> Denoise(double cfg, float[] cond, float[] uncond, Scheduler scheduler, int start, float[] latents, INoiseGenerator rng, Inputs inputs,
+        float[]? clean, float[]? noise, float[]? maskedLatents, int plane)
+    {
+        int n = latents.Length;
         var steps = new List<float[]>();
         int rowSize = maskedLatents is null ? n : 2 * n + plane;
         var row = new float[rowSize];
@@ -82,10 +104,10 @@ public sealed class HandReplay(ModelFolder model, AnalyticUNet unet)
                 maskedLatents.CopyTo(row, n + plane);
             }
             unet.Evaluate(row, t, cond, outCond);
-            if (r.GuidanceScale > 1)
+            if (cfg > 1)
             {
                 unet.Evaluate(row, t, uncond, outUncond);
-                for (int k = 0; k < n; k++) guided[k] = outUncond[k] + (float)r.GuidanceScale * (outCond[k] - outUncond[k]);
+                for (int k = 0; k < n; k++) guided[k] = outUncond[k] + (float)cfg * (outCond[k] - outUncond[k]);
             }
             else outCond.CopyTo(guided, 0);
             scheduler.Step(guided, t, latents, rng.NextGaussian);
@@ -97,7 +119,7 @@ public sealed class HandReplay(ModelFolder model, AnalyticUNet unet)
             }
             steps.Add(latents.ToArray());
         }
-        return new Trajectory(steps, clean, noise, scheduler, start);
+        return steps;
     }
 
     // diffusers' latent_dist.sample(generator) × scaling factor, for latent_parameters encoders.

@@ -37,6 +37,21 @@ public class EngineOptionsTests
     }
 
     [Fact]
+    public void ATunedChoiceOfOverlappingCallsSurvivesTheFileAndOlderFilesMeanTurns()
+    {
+        using var dir = new TempFolder();
+        string path = Path.Combine(dir.Path, "tuned.json");
+        new TunedConfig(1, 2, 2, 10_000, 5, 9000, "sd15", "256x256", 8, "test machine", DateTime.UtcNow, ExclusiveCompute: false).Save(path);
+        var options = EngineOptions.Automatic(2, TunedConfig.Load(path));
+        Assert.False(options.ExclusiveCompute);
+        Assert.Contains("overlapping", options.Rationale);
+
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"exclusive_compute\": false,", "").Replace(",\n  \"exclusive_compute\": false", ""));
+        Assert.DoesNotContain("exclusive_compute", File.ReadAllText(path));
+        Assert.True(EngineOptions.Automatic(2, TunedConfig.Load(path)).ExclusiveCompute);
+    }
+
+    [Fact]
     public void WithoutTurnsOverlappingCallsDoNotSpin()
     {
         var options = new EngineOptions { Streams = 2, Threads = 4, ExclusiveCompute = false };

@@ -27,6 +27,7 @@ public class ModelFolderTests
         Assert.Equal(8, model.VaeScaleFactor);
         Assert.Equal(0.18215, model.ScalingFactor);
         Assert.Equal("tiny", model.SyntheticPreset);
+        Assert.Null(model.RecommendedGuidanceScale); // only a folder that names one has one
         Assert.Equal(PredictionType.Epsilon, model.Prediction);
         RunAllComponents(model);
     }

@@ -26,7 +26,8 @@ public sealed class TestServer : IAsyncDisposable
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(120) };
     }
 
-    public static async Task<TestServer> StartAsync(Func<ServerOptions, ServerOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(Func<ServerOptions, ServerOptions>? configure = null, Action<Microsoft.Extensions.Logging.ILoggingBuilder>? logging = null,
+        Func<string, DiffusionEngine>? openModel = null)
     {
         var options = new ServerOptions
         {
@@ -36,7 +37,7 @@ public sealed class TestServer : IAsyncDisposable
             Limits = new GenerationLimits { MaxSteps = 100, MaxWidth = 256, MaxHeight = 256, MaxCount = 4 },
         };
         if (configure is not null) options = configure(options);
-        var app = ServerApp.Build(options);
+        var app = ServerApp.Build(options, logging: logging, openModel: openModel);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, new Uri(address));

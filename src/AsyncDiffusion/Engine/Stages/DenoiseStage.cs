@@ -7,7 +7,8 @@ namespace AsyncDiffusion.Engine.Stages;
 /// <summary>
 /// One stream of the denoise stage: takes a batch of compatible images from the queue, runs
 /// one UNet call for all of them through the denoising core, steps each image, and sends it on
-/// to decoding or back to the queue. An error in one image ends only its job.
+/// to the decode stage (finished, or between hires fix's passes) or back to the queue. An error
+/// in one image ends only its job.
 /// </summary>
 internal sealed class DenoiseStage(StageQueues queues, ModelFolder model, JobRegistry registry, UNetActivity activity, PreviewCache previews, int previewEvery,
     ComputeGate gate)
@@ -55,11 +56,11 @@ internal sealed class DenoiseStage(StageQueues queues, ModelFolder model, JobReg
                     double t = w.Image.Timestep;
                     w.Image.CompleteStep(UNetBatch.OutputOf(output, images, i));
                     w.Outputs.AddStepTime(ms);
-                    w.Job.StepDone(w.Image.Index, w.Image.StepsDone, w.Image.StepsTotal, t, w.Image.Latents.ToArray());
+                    w.Job.StepDone(w.Image.Index, w.Image.StepsDone, w.Image.StepsTotal, t, w.Image.Latents.ToArray(), w.Image.LatentHeight, w.Image.LatentWidth);
                     if (previewEvery > 0 && w.Image.StepsDone % previewEvery == 0 && !w.Image.IsDenoised)
                         w.Job.Emit(new JobPreview(w.Job.Id, w.Image.Index, w.Image.StepsDone,
                             previews.Render(w.Image.Latents, w.Image.Channels, w.Image.LatentHeight, w.Image.LatentWidth)));
-                    if (w.Image.IsDenoised) queues.Decode.Writer.TryWrite(w);
+                    if (w.Image.IsDenoised || w.Image.NeedsUpscale) queues.Decode.Writer.TryWrite(w);
                     else queues.Denoise.Add(w);
                 }
                 catch (Exception e)

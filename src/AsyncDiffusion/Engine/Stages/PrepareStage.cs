@@ -16,6 +16,7 @@ internal sealed class PrepareStage(StageQueues queues, RequestPreparation prepar
                 job.MarkRunning();
                 IReadOnlyList<DenoisingImage> images;
                 using (gate.Enter(job.CancellationToken)) images = preparation.Prepare(job.Plan, outputs.Timings, job.CancellationToken);
+                job.Plan.ReleaseInputs();
                 foreach (var image in images) queues.Denoise.Add(new ImageInFlight(outputs, image));
             }
             catch (Exception e)

@@ -16,7 +16,7 @@ internal sealed class SyncStage(StageQueues queues, StableDiffusionPipeline pipe
             try
             {
                 job.MarkRunning();
-                var result = pipeline.Run(job.Plan, s => job.StepDone(s.ImageIndex, s.Step, s.Steps, s.Timestep, s.Latents.ToArray()), job.CancellationToken);
+                var result = pipeline.Run(job.Plan, s => job.StepDone(s.ImageIndex, s.Step, s.Steps, s.Timestep, s.Latents.ToArray(), s.LatentHeight, s.LatentWidth), job.CancellationToken);
                 var clock = Stopwatch.StartNew();
                 var files = result.Images.Select(i => ImageCodec.Encode(i.Image, format, i.Infotext)).ToArray();
                 result.Timings.ImageEncodeMs += clock.Elapsed.TotalMilliseconds;

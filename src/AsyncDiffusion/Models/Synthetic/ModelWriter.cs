@@ -25,7 +25,16 @@ public sealed record ModelWriteOptions
 
     /// <summary>Refuse a non-empty target folder (else it is replaced once the new one is complete).</summary>
     public bool RequireEmptyTarget { get; init; } = true;
+
+    /// <summary>
+    /// Components written as given instead of built from the architecture and the weight source
+    /// (by component name: TAESD as a model's vae_decoder and vae_encoder).
+    /// </summary>
+    public IReadOnlyDictionary<string, PrebuiltComponent> Prebuilt { get; init; } = new Dictionary<string, PrebuiltComponent>();
 }
+
+/// <summary>A component ready to write: its ONNX model, its config.json and how many parameters it has.</summary>
+public sealed record PrebuiltComponent(byte[] Model, JsonObject Config, long Parameters);
 
 /// <summary>What <see cref="ModelWriter"/> wrote.</summary>
 public sealed record ModelWriteSummary(string Folder, IReadOnlyDictionary<string, long> Parameters, long Bytes, TimeSpan Elapsed);
@@ -48,6 +57,10 @@ public static class ModelWriter
         if (options.RequireEmptyTarget && (File.Exists(folder) || (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())))
             throw new AsyncDiffusionException($"'{folder}' already exists and is not empty; choose a new folder for the model.");
 
+        var components = Components(architecture, vintage);
+        if (options.Prebuilt.Keys.FirstOrDefault(k => components.All(c => c.Name != k)) is { } unknown)
+            throw new ArgumentException($"No component '{unknown}' to replace; components are {string.Join(", ", components.Select(c => c.Name))}.");
+
         var clock = Stopwatch.StartNew();
         string staging = folder.TrimEnd(Path.DirectorySeparatorChar) + $".partial-{Environment.ProcessId}-{Environment.CurrentManagedThreadId}";
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
@@ -55,8 +68,10 @@ public static class ModelWriter
         var parameters = new Dictionary<string, long>();
         try
         {
-            foreach (var (name, build) in Components(architecture, vintage))
-                parameters[name] = Component(staging, name, name == "unet" ? vintage.ExternalDataName : null, weights, half, build);
+            foreach (var (name, build) in components)
+                parameters[name] = options.Prebuilt.TryGetValue(name, out var prebuilt)
+                    ? WritePrebuilt(staging, name, prebuilt)
+                    : Component(staging, name, name == "unet" ? vintage.ExternalDataName : null, weights, half, build);
             options.ComponentsWritten?.Invoke();
 
             WriteTokenizer(Path.Combine(staging, "tokenizer"), architecture, options.TokenizerFolder);
@@ -64,6 +79,7 @@ public static class ModelWriter
             File.WriteAllText(Path.Combine(staging, "scheduler", "scheduler_config.json"), architecture.SchedulerConfigJson.Trim() + "\n");
             WriteJson(Path.Combine(staging, "model_index.json"), ModelIndex(architecture, vintage, options));
             if (vintage.WriteComponentConfigs) WriteComponentConfigs(staging, architecture);
+            foreach (var (name, prebuilt) in options.Prebuilt) WriteJson(Path.Combine(staging, name, "config.json"), prebuilt.Config);
 
             Directory.CreateDirectory(Path.GetDirectoryName(folder)!);
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
@@ -111,6 +127,14 @@ public static class ModelWriter
         build(g);
         g.Save(Path.Combine(dir, "model.onnx"), "asyncdiffusion");
         return g.ParameterCount;
+    }
+
+    private static long WritePrebuilt(string root, string name, PrebuiltComponent component)
+    {
+        string dir = Path.Combine(root, name);
+        Directory.CreateDirectory(dir);
+        File.WriteAllBytes(Path.Combine(dir, "model.onnx"), component.Model);
+        return component.Parameters;
     }
 
     private static void WriteTokenizer(string dir, SyntheticPreset preset, string? from)

@@ -16,7 +16,7 @@ public sealed record SyntheticPreset(
     public int ImageSize => UNet.SampleSize * Vae.ScaleFactor;
 
     // SD 1.5's scheduler/scheduler_config.json as published.
-    private const string Sd15Scheduler = """
+    internal const string Sd15Scheduler = """
         {
           "_class_name": "PNDMScheduler",
           "_diffusers_version": "0.6.0",

@@ -32,9 +32,11 @@ public interface IWeightSource
 /// <summary>
 /// Weights from a dictionary of state-dict-named tensors (diffusers/transformers names, PyTorch
 /// layout). A parameter that is missing or has the wrong element count is an error naming it;
-/// <see cref="Unused"/> lists entries no graph asked for.
+/// given the tensors' shapes (a safetensors file's), each must equal the parameter's exactly, so a
+/// transposed weight is refused too. <see cref="Unused"/> lists entries no graph asked for.
 /// </summary>
-public sealed class NamedWeights(IReadOnlyDictionary<string, float[]> values, string source = "the named weights") : IWeightSource
+public sealed class NamedWeights(IReadOnlyDictionary<string, float[]> values, string source = "the named weights",
+    IReadOnlyDictionary<string, long[]>? shapes = null) : IWeightSource
 {
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
@@ -42,6 +44,8 @@ public sealed class NamedWeights(IReadOnlyDictionary<string, float[]> values, st
     {
         if (!values.TryGetValue(parameter.Name, out var v))
             throw new ModelFolderException($"{source} have no tensor '{parameter.Name}' ({parameter.Component}, shape {parameter.ShapeText}).");
+        if (shapes is not null && shapes.TryGetValue(parameter.Name, out var shape) && !shape.SequenceEqual(parameter.Shape))
+            throw new ModelFolderException($"{source}: tensor '{parameter.Name}' has shape [{string.Join(", ", shape)}]; {parameter.Component} needs {parameter.ShapeText}.");
         if (v.LongLength != parameter.ElementCount)
             throw new ModelFolderException($"{source}: tensor '{parameter.Name}' has {v.LongLength:N0} values; {parameter.Component} needs shape {parameter.ShapeText} = {parameter.ElementCount:N0}.");
         lock (_used) _used.Add(parameter.Name);

@@ -38,10 +38,10 @@ internal sealed class OnnxGraph
     public IReadOnlyCollection<string> GraphOutputs => Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>
-    /// Reads a model file and the external data files it names (which must lie beside it). Without
-    /// <paramref name="externalData"/>, tensors kept in external files stay references (their
-    /// values are not available, and saving the graph elsewhere needs the files' folder): enough
-    /// for rewrites that only read small constants, without a second copy of the weights.
+    /// Reads a model file and the external data files it names (which must lie beside it). With
+    /// <paramref name="externalData"/> false, tensors kept in external files stay references: enough
+    /// for rewrites that only change nodes, and the weights are never read into memory (see
+    /// <see cref="OnnxModel.LoadRewritten"/>).
     /// </summary>
     public static OnnxGraph Load(string path, bool externalData = true)
     {
@@ -100,6 +100,9 @@ internal sealed class OnnxGraph
         using var stream = File.Create(path);
         Model.WriteTo(stream);
     }
+
+    /// <summary>Whether some initializer still refers to an external data file (a graph loaded without its external data).</summary>
+    public bool HasExternalData => Graph.Initializer.Any(t => t.DataLocation == TensorProto.Types.DataLocation.External);
 
     public bool IsInitializer(string name) => _initializers.ContainsKey(name);
 
@@ -198,6 +201,24 @@ internal sealed class OnnxGraph
 
     private static IEnumerable<string> SubgraphNames(GraphProto graph) =>
         graph.Node.SelectMany(n => n.Input.Concat(n.Attribute.SelectMany(a => a.G is null ? a.Graphs : a.Graphs.Append(a.G)).SelectMany(SubgraphNames)));
+
+    /// <summary>Adds nodes after all others (they may read any tensor the graph computes) and refreshes the lookups.</summary>
+    public void AppendNodes(IEnumerable<NodeProto> nodes)
+    {
+        Graph.Node.AddRange(nodes);
+        Reindex();
+    }
+
+    /// <summary>Adds a graph output <paramref name="name"/> with the type of the existing output <paramref name="like"/>.</summary>
+    public void AddOutputLike(string name, string like)
+    {
+        var template = Graph.Output.FirstOrDefault(o => o.Name == like)
+            ?? throw new InvalidOperationException($"'{Source}' has no output '{like}'.");
+        var output = template.Clone();
+        output.Name = name;
+        Graph.Output.Add(output);
+        _names.Add(name);
+    }
 
     /// <summary>Adds graph outputs for the given tensors (float), for calibration copies.</summary>
     public void ExposeAsOutputs(IEnumerable<string> tensors)
