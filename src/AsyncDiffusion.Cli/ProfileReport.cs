@@ -58,11 +58,12 @@ public static class ProfileReport
             cli.Console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"{a.Component}: attention (Q·Kᵀ, Softmax, ·V or fused) {a.Milliseconds:F1} ms in {a.Calls} calls, {a.Share:P1} of its time"));
 
-        var memory = new Table().Title("Memory timeline").AddColumns("after", "s", "RSS MiB", "managed MiB");
+        var memory = new Table().Title("Memory timeline").AddColumns("after", "s", "RSS MiB", "peak so far MiB", "managed MiB");
         var shown = timeline.Where((m, i) => !m.Stage.Contains(" step ", StringComparison.Ordinal) || i == timeline.Count - 1
             || !timeline[i + 1].Stage.Contains(" step ", StringComparison.Ordinal) || m.Stage.EndsWith(" step 1/" + m.Stage.Split('/')[^1], StringComparison.Ordinal));
         foreach (var m in shown)
             memory.AddRow(Markup.Escape(m.Stage), m.Seconds.ToString("F1", CultureInfo.InvariantCulture), (m.ResidentBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture),
+                (m.PeakBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture),
                 (m.ManagedBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture));
         cli.Console.Write(memory);
         cli.Error.WriteLine($"Profiles and {Path.GetFileName(summary)} written to {folder}.");

@@ -43,12 +43,13 @@ public static class BenchmarkCommand
         var unfused = new Option<bool>("--unfused-attention") { Description = "Run attention as exported (MatMul, Softmax, MatMul) instead of ONNX Runtime's fused MultiHeadAttention." };
         var compareAttention = new Option<bool>("--compare-attention") { Description = "Measure each configuration twice in this run, with fused attention and as exported, and print them side by side." };
         var coldLoad = new Option<bool>("--cold-load") { Description = "Load the model into an empty optimised-graph cache first, so the report shows the cold and the warm load time." };
+        var budget = new Option<string?>("--memory-budget") { Description = GenerateCommand.MemoryBudgetHelp };
         var url = new Option<string?>("--url") { Description = "Drive running servers instead (comma list, e.g. http://node1:7860,http://node2:7860): requests go round-robin over the native jobs API." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
             model, synthetic, compare, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
-            unfused, compareAttention, coldLoad,
+            unfused, compareAttention, coldLoad, budget,
         };
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
@@ -115,6 +116,15 @@ public static class BenchmarkCommand
                 configs.Add((auto with { MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
             }
             else configs.Add((new EngineOptions { Mode = engineMode, Streams = streamList[0], MaxBatch = batchList[0], Threads = totalThreads, MaxJobs = Math.Max(32, 2 * concurrencyList[0]), ExclusiveCompute = exclusive }, concurrencyList[0]));
+
+            if (parse.GetValue(budget) is { } budgetText)
+            {
+                // Planned for the most images one UNet call may hold in the measured configurations.
+                int imagesAtOnce = configs.Max(c => c.Engine.Mode == EngineMode.Sync ? 1 : c.Engine.Streams * c.Engine.MaxBatch);
+                var plan = MemoryBudget.PlanBeforeLoading(folder, w, h, MemoryBudget.Parse(budgetText), imagesAtOnce);
+                cli.Error.WriteLine(plan.Describe());
+                configs = configs.Select(c => (c.Engine with { Memory = plan.Policy }, c.Concurrency)).ToList();
+            }
 
             string? compareFolder = parse.GetValue(compare);
             if (compareFolder is not null && !Directory.Exists(compareFolder))

@@ -48,6 +48,7 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "outputs" };
         var format = new Option<string>("--format") { Description = "png (with A1111 infotext), jpeg or webp.", DefaultValueFactory = _ => "png" };
         var json = new Option<bool>("--json") { Description = "Print a machine-readable summary instead of tables." };
+        var budget = new Option<string?>("--memory-budget") { Description = MemoryBudgetHelp };
         var unfused = new Option<bool>("--unfused-attention") { Description = "Run attention as exported (MatMul, Softmax, MatMul) instead of ONNX Runtime's fused MultiHeadAttention." };
         var profile = new Option<string?>("--profile") { Description = "Write ONNX Runtime's per-operator profiles into this folder and print time by operator type and a memory timeline." };
 
@@ -57,7 +58,7 @@ public static class GenerateCommand
         var command = new Command("generate", "Generate images from a prompt (txt2img), or from a prompt and an image (img2img).")
         {
             prompt, negative, model, steps, cfg, width, height, size, seed, subseed, subseedStrength, seedResize, scheduler, count, init, strength, mask, maskBlur, invertMask,
-            fullRes, padding, maskedContent, decoder, rng, threads, optimize, output, format, json, profile, unfused,
+            fullRes, padding, maskedContent, decoder, rng, threads, optimize, output, format, json, profile, unfused, budget,
         };
         hires.AddTo(command);
         command.Options.Add(clipSkip);
@@ -103,6 +104,12 @@ public static class GenerateCommand
             var import = checkpoint.Import(parse, parse.GetValue(model));
             if (builtIn) cli.Error.WriteLine(BuiltInModel.Notice);
             string folder = builtIn ? BuiltInModel.Ensure() : CheckpointOptions.ResolveImport(import, cli, showProgress: !asJson)?.Folder ?? parse.GetValue(model)!;
+            var memoryPlan = parse.GetValue(budget) is { } budgetText ? MemoryBudget.PlanBeforeLoading(folder, w, h, MemoryBudget.Parse(budgetText)) : null;
+            if (memoryPlan is not null)
+            {
+                cli.Error.WriteLine(memoryPlan.Describe());
+                request = request with { CfgAsBatch = !memoryPlan.Policy.SequentialGuidance };
+            }
             var settings = new SessionSettings
             {
                 IntraOpThreads = parse.GetValue(threads),
@@ -110,6 +117,7 @@ public static class GenerateCommand
                 OptimizedModelCache = OptimizedModelCache.DefaultFolder,
                 ProfilePrefix = ProfileReport.Prefix(parse.GetValue(profile)),
                 FuseAttention = !parse.GetValue(unfused),
+                Memory = memoryPlan?.Policy ?? MemoryPolicy.Default,
             };
             var timeline = parse.GetValue(profile) is null ? null : new MemoryTimeline();
             timeline?.Mark("start");
@@ -135,6 +143,9 @@ public static class GenerateCommand
 
     /// <summary>Guidance when neither --cfg nor the model's folder gives one (diffusers' default).</summary>
     public const double DefaultGuidanceScale = 7.5;
+
+    internal const string MemoryBudgetHelp =
+        "Keep the peak memory under this size (e.g. 6GB, 5.5GiB): picks guidance as two UNet calls and smaller decode tiles as needed; a budget the model cannot meet is an error.";
 
     private static InpaintingOptions? ReadInpainting(string? path, int blur, bool invert, bool onlyMasked, int padding, string content)
     {

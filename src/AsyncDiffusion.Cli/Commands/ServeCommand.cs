@@ -31,10 +31,11 @@ public static class ServeCommand
         var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster (distinct per node; default: host name and HTTP port)." };
         var siloPort = new Option<int>("--silo-port") { Description = "Port for node-to-node traffic.", DefaultValueFactory = _ => ClusterConnection.PrimarySiloPort };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads in total (0: one per core).", DefaultValueFactory = _ => 0 };
+        var budget = new Option<string?>("--memory-budget") { Description = GenerateCommand.MemoryBudgetHelp + " Planned for the first model at its native size with the engine's batch." };
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Orleans gateway port.", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Serve AUTOMATIC1111's /sdapi/v1 and OpenAI's /v1/images APIs, a native jobs API and a web page.")
         {
-            models, modelsDir, loraDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads,
+            models, modelsDir, loraDir, urls, publicUrl, allowedHosts, insecurePublic, apiKey, apiAuth, config, maxQueue, maxSize, maxSteps, maxImages, optimize, cluster, nodeName, siloPort, gatewayPort, threads, budget,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
@@ -66,6 +67,7 @@ public static class ServeCommand
                 SdapiOptionsFile = Server.Sdapi.SdapiOptions.DefaultFile,
             };
             options.Validate(); // before converting checkpoints, writing the built-in model or loading anything
+            long? budgetBytes = parse.GetValue(budget) is { } budgetText ? Pipelines.MemoryBudget.Parse(budgetText) : null;
 
             var folders = new List<string>();
             var checkpoints = new Dictionary<string, ServedCheckpoint>();
@@ -87,6 +89,13 @@ public static class ServeCommand
                 DefaultGuidanceScale = folders.Count == 0 ? Models.Synthetic.TinyShapesModel.GuidanceScale : null,
             };
             if (folders.Count == 0) cli.Error.WriteLine(BuiltInModel.Notice);
+            if (budgetBytes is { } bytes)
+            {
+                var first = options.Models.Count > 0 ? options.Models[0] : options.BuiltInModel!;
+                var plan = Pipelines.MemoryBudget.PlanBeforeLoading(first, null, null, bytes, engine.Streams * engine.MaxBatch);
+                cli.Error.WriteLine(plan.Describe());
+                options = options with { Engine = options.Engine with { Memory = plan.Policy } };
+            }
             if (parse.GetValue(cluster) is { } connection)
             {
                 string name = parse.GetValue(nodeName) ?? $"{System.Net.Dns.GetHostName()}-{new Uri(options.Urls.Split(';')[0]).Port}";

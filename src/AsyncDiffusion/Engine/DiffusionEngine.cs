@@ -71,6 +71,7 @@ public sealed class DiffusionEngine : IDisposable
             Optimization = options.Optimization,
             OptimizedModelCache = options.OptimizedModelCache,
             FuseAttention = options.FuseAttention,
+            Memory = options.Memory,
         };
     }
 
@@ -112,6 +113,7 @@ public sealed class DiffusionEngine : IDisposable
     public Job Submit(GenerationRequest request)
     {
         ObjectDisposedException.ThrowIf(_stop.IsCancellationRequested, this);
+        if (Options.Memory.SequentialGuidance) request = request with { CfgAsBatch = false };
         var job = _registry.Admit(GenerationPlan.Create(request, Model, Limits));
         // Cancelling ends the job at once (queued or running); stages skip whatever is left of it.
         job.CancellationToken.Register(() => _registry.Fail(job, new OperationCanceledException()));

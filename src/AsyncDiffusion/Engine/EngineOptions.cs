@@ -52,6 +52,9 @@ public sealed record EngineOptions
     /// <summary>Where optimised graphs are kept between starts (see <see cref="Onnx.OptimizedModelCache"/>); null: optimise at every load.</summary>
     public string? OptimizedModelCache { get; init; }
 
+    /// <summary>What generations trade for peak memory (guidance calls, decode tiles); <see cref="Pipelines.MemoryBudget"/> picks one for a budget.</summary>
+    public Onnx.MemoryPolicy Memory { get; init; } = Onnx.MemoryPolicy.Default;
+
     /// <summary>Rewrite attention into ONNX Runtime's fused MultiHeadAttention at load (see <see cref="Onnx.SessionSettings.FuseAttention"/>).</summary>
     public bool FuseAttention { get; init; } = true;
 

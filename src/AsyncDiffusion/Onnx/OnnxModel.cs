@@ -69,7 +69,7 @@ public sealed class OnnxModel : IDisposable
 
     /// <summary>
     /// A second session for the model file at <paramref name="path"/>, with its graph changed by
-    /// <paramref name="rewrite"/> (circular padding, extra outputs). Only the graph's structure is
+    /// <paramref name="rewrite"/> (circular padding, extra outputs) and the load-time rewrites. Only the graph's structure is
     /// read into memory: weights kept in external data files are read by ONNX Runtime from the
     /// model's folder, as for the original; a self-contained model's weights are written to a
     /// scratch file for ONNX Runtime to read, so the process never holds the model twice over
@@ -79,6 +79,7 @@ public sealed class OnnxModel : IDisposable
     {
         var graph = Graphs.Rewriting.OnnxGraph.Load(path, externalData: false);
         rewrite(graph);
+        if (settings.FuseAttention) Graphs.Rewriting.AttentionFusion.Apply(graph); // variants run attention as the main session does
         using var options = settings.ToOptions();
         string? scratch = null;
         try

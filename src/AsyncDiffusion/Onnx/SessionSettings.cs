@@ -32,6 +32,9 @@ public sealed record SessionSettings
     /// </summary>
     public bool FuseAttention { get; init; } = true;
 
+    /// <summary>What the pipelines trade for peak memory (guidance calls, decode tiles); see <see cref="MemoryPolicy"/>.</summary>
+    public MemoryPolicy Memory { get; init; } = MemoryPolicy.Default;
+
     /// <summary>When set, ONNX Runtime records every operator it runs into JSON files starting with this path (see <see cref="OnnxModel.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
 

@@ -6,9 +6,10 @@ namespace AsyncDiffusion.Pipelines;
 /// <summary>
 /// The decoders a driver picks from: the model's VAE, and TAESD (built on first use from the
 /// weights in the library) for requests that ask for it and for live previews. Latents larger
-/// than 96×96 (768 px for SD) are decoded in overlapping tiles, so decoding memory stops growing
-/// with the image's area. Seamless-tiling requests get the circular variants, decoded whole
-/// (a decode tile's own edges would wrap onto themselves). Owns TAESD.
+/// than the memory policy's limit (96×96 by default: 768 px for SD) are decoded in overlapping
+/// tiles, so decoding memory stops growing with the image's area. Seamless-tiling requests get
+/// the circular variants, decoded whole (a decode tile's own edges would wrap onto themselves).
+/// Owns TAESD.
 /// </summary>
 public sealed class LatentDecoders : IDisposable
 {
@@ -21,8 +22,9 @@ public sealed class LatentDecoders : IDisposable
     public LatentDecoders(ModelFolder model, SessionSettings settings)
     {
         _taesd = new(() => Taesd.LoadDecoder(settings));
-        _tiledTaesd = new(() => new TiledLatentDecoder(_taesd.Value, scaleFactor: 8));
-        _tiledVae = new TiledLatentDecoder(model.VaeDecoder, model.VaeScaleFactor);
+        var memory = settings.Memory;
+        _tiledTaesd = new(() => new TiledLatentDecoder(_taesd.Value, scaleFactor: 8, memory.DecodeTileLatent, memory.DecodeOverlapLatent, memory.MaxUntiledLatent));
+        _tiledVae = new TiledLatentDecoder(model.VaeDecoder, model.VaeScaleFactor, memory.DecodeTileLatent, memory.DecodeOverlapLatent, memory.MaxUntiledLatent);
         _circularTaesd = new(() => Taesd.LoadDecoder(settings, circular: true));
         _model = model;
     }

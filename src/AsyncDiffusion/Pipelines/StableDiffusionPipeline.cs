@@ -16,6 +16,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     private readonly RequestPreparation _preparation;
     private readonly LatentDecoders _decoders;
     private readonly HiresUpscaling _upscaling;
+    private readonly MemoryPolicy _memory;
 
     public StableDiffusionPipeline(ModelFolder model, SessionSettings? settings = null, GenerationLimits? limits = null)
     {
@@ -24,6 +25,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         _preparation = new RequestPreparation(model, new PromptCache(model, capacity: 0)); // the baseline encodes every prompt
         _decoders = new LatentDecoders(model, settings ?? SessionSettings.Default);
         _upscaling = new HiresUpscaling(model, _decoders);
+        _memory = (settings ?? SessionSettings.Default).Memory;
     }
 
     public ModelFolder Model { get; }
@@ -31,7 +33,7 @@ public sealed class StableDiffusionPipeline : IDisposable
 
     /// <summary>Validates <paramref name="request"/> (see <see cref="GenerationPlan.Create"/>) and runs it.</summary>
     public GenerationResult Generate(GenerationRequest request, Action<StepProgress>? onStep = null, CancellationToken cancellation = default) =>
-        Run(GenerationPlan.Create(request, Model, Limits), onStep, cancellation);
+        Run(GenerationPlan.Create(_memory.SequentialGuidance ? request with { CfgAsBatch = false } : request, Model, Limits), onStep, cancellation);
 
     /// <summary>Runs a plan made for this pipeline's model; <paramref name="timeline"/>, when given, gets a memory mark after every stage.</summary>
     public GenerationResult Run(GenerationPlan plan, Action<StepProgress>? onStep = null, CancellationToken cancellation = default, MemoryTimeline? timeline = null)
