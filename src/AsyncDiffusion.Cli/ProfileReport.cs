@@ -36,11 +36,12 @@ public static class ProfileReport
         }).ToArray();
 
     public static void Write(CliContext cli, string folder, (IReadOnlyList<OperatorTime> Operators, IReadOnlyList<AttentionTime> Attention) profile,
-        IReadOnlyList<MemoryMark> timeline, bool quiet)
+        IReadOnlyList<MemoryMark> timeline, bool quiet, ProbeResult? probe = null)
     {
         var (operators, attention) = profile;
+        var roofline = probe is null ? [] : OperatorProfile.Roofline(operators, probe.PeakGflops);
         string summary = Path.Combine(folder, "profile-summary.json");
-        File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, attention, memory_timeline = timeline }, Json) + "\n");
+        File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, attention, roofline, probe, memory_timeline = timeline }, Json) + "\n");
         if (quiet) return;
 
         var ops = new Table().Title("Time by operator type").AddColumns("component", "op type", "calls", "ms", "share", "GFLOP/s");
@@ -57,6 +58,16 @@ public static class ProfileReport
         foreach (var a in attention)
             cli.Console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"{a.Component}: attention (Q·Kᵀ, Softmax, ·V or fused) {a.Milliseconds:F1} ms in {a.Calls} calls, {a.Share:P1} of its time"));
+
+        if (probe is not null)
+        {
+            var table = new Table().Title(string.Create(CultureInfo.InvariantCulture, $"Against this machine's peak ({probe.PeakGflops:F0} GFLOP/s on {probe.Threads} threads, measured by probe now)"))
+                .AddColumns("component", "kernel ms", "GFLOP", "ms at peak", "% of roofline");
+            foreach (var r in roofline.Where(r => r.GFlop > 0))
+                table.AddRow(r.Component, r.KernelMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.GFlop.ToString("F1", CultureInfo.InvariantCulture),
+                    r.IdealMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.Percent.ToString("F0", CultureInfo.InvariantCulture));
+            cli.Console.Write(table);
+        }
 
         var memory = new Table().Title("Memory timeline").AddColumns("after", "s", "RSS MiB", "peak so far MiB", "managed MiB");
         var shown = timeline.Where((m, i) => !m.Stage.Contains(" step ", StringComparison.Ordinal) || i == timeline.Count - 1

@@ -134,7 +134,8 @@ public static class GenerateCommand
                 if (asJson) WriteJson(cli.Output, result, files, loaded);
                 else WriteSummary(cli.Console, result, files);
                 if (parse.GetValue(profile) is { } profileFolder)
-                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Read(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson);
+                    ProfileReport.Write(cli, profileFolder, OperatorProfile.Read(ProfileReport.Collect(loaded.EndProfiling(), profileFolder)), timeline!.Marks, asJson,
+                        MachineProbe.Run(parse.GetValue(threads))); // after the run, so the probe does not share the cores with it
                 return 0;
             });
         }));

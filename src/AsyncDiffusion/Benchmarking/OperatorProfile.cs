@@ -17,6 +17,18 @@ public sealed record OperatorTime(string Component, string OpType, int Calls, do
 public sealed record AttentionTime(string Component, int Calls, double Milliseconds, double Share);
 
 /// <summary>
+/// One component's kernel time against a roofline: the time its counted FLOPs (Conv, MatMul,
+/// Gemm, fused attention, int8 products) would take at <paramref name="PeakGflops"/>, the
+/// machine's measured peak, as a share of all its kernel time (elementwise ops, normalisations
+/// and layout conversions count as time with no FLOPs, which is what makes a graph miss its roofline).
+/// </summary>
+public sealed record RooflineShare(string Component, double KernelMilliseconds, double GFlop, double PeakGflops)
+{
+    public double IdealMilliseconds => GFlop / PeakGflops * 1000;
+    public double Percent => KernelMilliseconds > 0 ? 100 * IdealMilliseconds / KernelMilliseconds : 0;
+}
+
+/// <summary>
 /// A summary of ONNX Runtime's operator profiles (the JSON traces <c>--profile</c> writes): time
 /// per operator type and component, its share of the component's kernel time, and the FLOPs each
 /// call did, computed from the input shapes ONNX Runtime recorded with it.
@@ -60,6 +72,12 @@ public static class OperatorProfile
         }
         return (rows.OrderBy(r => r.Component, StringComparer.Ordinal).ThenByDescending(r => r.Milliseconds).ToArray(), attention);
     }
+
+    /// <summary>Each component's kernel time against the roofline at <paramref name="peakGflops"/> (see <see cref="RooflineShare"/>).</summary>
+    public static IReadOnlyList<RooflineShare> Roofline(IEnumerable<OperatorTime> operators, double peakGflops) =>
+        operators.GroupBy(o => o.Component, StringComparer.Ordinal)
+            .Select(g => new RooflineShare(g.Key, g.Sum(o => o.Milliseconds), g.Sum(o => o.GFlop), peakGflops))
+            .ToArray();
 
     private static bool IsAttention(string op, IReadOnlyList<long[]> inputs) => op switch
     {

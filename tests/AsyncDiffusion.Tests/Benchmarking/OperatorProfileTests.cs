@@ -37,4 +37,22 @@ public class OperatorProfileTests
         Assert.Equal(1000.0 / 2000, unet.Share, 6);
         Assert.Equal(1.55, operators.Single(o => o.OpType == "MatMul").Milliseconds, 6); // all three MatMuls, linear or not
     }
+
+    [Fact]
+    public void TheRooflineIsTheCountedFlopsAtPeakAgainstAllKernelTime()
+    {
+        OperatorTime[] ops =
+        [
+            new("unet", "Conv", 10, 600, 0.6, 120),        // 120 GFLOP
+            new("unet", "MatMul", 10, 200, 0.2, 40),       // 40 GFLOP
+            new("unet", "GroupNorm", 10, 200, 0.2, 0),     // time with no FLOPs
+            new("vae_decoder", "Conv", 1, 100, 1, 10),
+        ];
+        var roofline = OperatorProfile.Roofline(ops, peakGflops: 200);
+        var unet = roofline.Single(r => r.Component == "unet");
+        Assert.Equal(1000, unet.KernelMilliseconds, 6);
+        Assert.Equal(800, unet.IdealMilliseconds, 6);   // 160 GFLOP at 200 GFLOP/s
+        Assert.Equal(80, unet.Percent, 6);
+        Assert.Equal(50, roofline.Single(r => r.Component == "vae_decoder").Percent, 6);
+    }
 }

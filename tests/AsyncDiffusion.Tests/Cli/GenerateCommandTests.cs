@@ -58,6 +58,9 @@ public class GenerateCommandTests
         var conv = doc.RootElement.GetProperty("operators").EnumerateArray()
             .Single(o => o.GetProperty("component").GetString() == "unet" && o.GetProperty("op_type").GetString() == "Conv");
         Assert.True(conv.GetProperty("g_flop").GetDouble() > 0);
+        var roofline = doc.RootElement.GetProperty("roofline").EnumerateArray().Single(r => r.GetProperty("component").GetString() == "unet");
+        Assert.True(roofline.GetProperty("percent").GetDouble() > 0);
+        Assert.True(doc.RootElement.GetProperty("probe").GetProperty("peak_gflops").GetDouble() > 0);
         var stages = doc.RootElement.GetProperty("memory_timeline").EnumerateArray().Select(m => m.GetProperty("stage").GetString()).ToList();
         Assert.Equal(["start", "model loaded", "prompt encoded", "image 1 step 1/2", "image 1 step 2/2", "image 1 decoded"], stages);
     }
