@@ -108,10 +108,11 @@ public static class OperatorProfile
                 var w = inputs[op == "QLinearConv" ? 3 : 1];
                 return w.Length >= 2 ? 2 * Product(outputs[0]) * Product(w.Skip(1)) : 0;
             }
+            // Weights ONNX Runtime pre-packed at load are not in the recorded inputs: the activation and the output give the FLOPs.
             case "MatMul" or "FusedMatMul" or "MatMulInteger" or "DynamicQuantizeMatMul" or "MatMulIntegerToFloat" or "QLinearMatMul" or "Gemm"
-                when inputs.Count >= 2 && outputs.Count >= 1:
+                when inputs.Count >= 1 && outputs.Count >= 1:
             {
-                var a = inputs[op == "QLinearMatMul" ? 0 : 0];
+                var a = inputs[0];
                 int k = a.Length == 0 ? 1 : (int)a[^1];
                 if (op == "Gemm" && a.Length == 2 && outputs[0].Length == 2 && outputs[0][0] != a[0]) k = (int)a[0]; // transA
                 return 2 * Product(outputs[0]) * k;

@@ -14,6 +14,9 @@ public class OperatorProfileTests
         double matmul = OperatorProfile.Flops("MatMul", [[2, 4096, 320], [320, 1280]], [[2, 4096, 1280]]);
         Assert.Equal(2.0 * 2 * 4096 * 1280 * 320, matmul);
         Assert.Equal(0, OperatorProfile.Flops("Softmax", [[2, 8, 77, 77]], [[2, 8, 77, 77]]));
+        // A MatMul whose constant weights ONNX Runtime pre-packed records only its activation.
+        Assert.Equal(matmul, OperatorProfile.Flops("MatMul", [[2, 4096, 320]], [[2, 4096, 1280]]));
+        Assert.Equal(matmul, OperatorProfile.Flops("FusedMatMul", [[2, 4096, 320]], [[2, 4096, 1280]]));
     }
 
     [Fact]
