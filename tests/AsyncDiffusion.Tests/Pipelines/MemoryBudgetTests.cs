@@ -116,4 +116,22 @@ public class MemoryBudgetTests
         Assert.Equal(2, code);
         Assert.Contains("is not a size", error);
     }
+
+    [Fact]
+    public void BenchmarkAndServeRefuseABudgetBeforeLoadingOrListening()
+    {
+        var (code, _, error) = CliRun.Run("benchmark", "--model", TinyModels.Folder(), "--mode", "sync", "--requests", "1", "--steps", "1", "--no-probe", "--memory-budget", "1MB");
+        Assert.Equal(2, code);
+        Assert.Contains("--memory-budget", error);
+        Assert.Contains("at least", error);
+
+        (code, _, error) = CliRun.Run("serve", "--model", TinyModels.Folder(), "--urls", "http://127.0.0.1:0", "--memory-budget", "a lot");
+        Assert.Equal(2, code);
+        Assert.Contains("is not a size", error);
+
+        (code, _, error) = CliRun.Run("serve", "--model", TinyModels.Folder(), "--urls", "http://127.0.0.1:0", "--memory-budget", "1MB");
+        Assert.Equal(2, code);
+        Assert.Contains("at least", error);
+        Assert.DoesNotContain("   at ", error);
+    }
 }
