@@ -18,8 +18,8 @@ internal static class JobsHiresAndVariation
         {
             Subseed = b.Integer("subseed") ?? -1,
             SubseedStrength = b.Number("subseed_strength") ?? 0,
-            SeedResizeFromWidth = ToInt(b.Integer("seed_resize_from_width")) ?? 0,
-            SeedResizeFromHeight = ToInt(b.Integer("seed_resize_from_height")) ?? 0,
+            SeedResizeFromWidth = b.Int32("seed_resize_from_width") ?? 0,
+            SeedResizeFromHeight = b.Int32("seed_resize_from_height") ?? 0,
         };
         if (b.Field("hires") is not { } h) return request;
         if (h.ValueKind != JsonValueKind.Object)
@@ -29,10 +29,10 @@ internal static class JobsHiresAndVariation
             Hires = new HiresOptions
             {
                 Scale = h.Number("scale") ?? 2.0,
-                ResizeWidth = ToInt(h.Integer("resize_width")) ?? 0,
-                ResizeHeight = ToInt(h.Integer("resize_height")) ?? 0,
+                ResizeWidth = h.Int32("resize_width") ?? 0,
+                ResizeHeight = h.Int32("resize_height") ?? 0,
                 Upscaler = h.String("upscaler"),
-                Steps = ToInt(h.Integer("steps")) ?? 0,
+                Steps = h.Int32("steps") ?? 0,
                 DenoisingStrength = h.Number("denoising_strength") ?? 0.75,
                 Scheduler = h.String("scheduler"),
                 Prompt = h.String("prompt"),
@@ -40,6 +40,4 @@ internal static class JobsHiresAndVariation
             },
         };
     }
-
-    private static int? ToInt(long? value) => value is long v ? (int)Math.Clamp(v, int.MinValue, int.MaxValue) : null;
 }

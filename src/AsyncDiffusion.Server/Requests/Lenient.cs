@@ -152,6 +152,9 @@ public static class Lenient
         return (long)Math.Round(d.Value);
     }
 
+    /// <summary><see cref="Integer"/> clamped into int's range: validation later names the field and its allowed range.</summary>
+    public static int? Int32(this JsonElement o, string name) => o.Integer(name) is long v ? (int)Math.Clamp(v, int.MinValue, int.MaxValue) : null;
+
     public static bool? Bool(this JsonElement o, string name) => o.Field(name) switch
     {
         null => null,

@@ -22,8 +22,8 @@ internal static class SdapiHiresAndVariation
         {
             Subseed = extras ? b.Integer("subseed") ?? -1 : -1,
             SubseedStrength = extras ? b.Number("subseed_strength") ?? 0 : 0,
-            SeedResizeFromWidth = extras ? ToInt(b.Integer("seed_resize_from_w")) ?? -1 : 0,
-            SeedResizeFromHeight = extras ? ToInt(b.Integer("seed_resize_from_h")) ?? -1 : 0,
+            SeedResizeFromWidth = extras ? b.Int32("seed_resize_from_w") ?? -1 : 0,
+            SeedResizeFromHeight = extras ? b.Int32("seed_resize_from_h") ?? -1 : 0,
         };
         if (img2img || !(b.Bool("enable_hr") ?? false)) return request;
         return request with
@@ -31,10 +31,10 @@ internal static class SdapiHiresAndVariation
             Hires = new HiresOptions
             {
                 Scale = b.Number("hr_scale") ?? 2.0,
-                ResizeWidth = ToInt(b.Integer("hr_resize_x")) ?? 0,
-                ResizeHeight = ToInt(b.Integer("hr_resize_y")) ?? 0,
+                ResizeWidth = b.Int32("hr_resize_x") ?? 0,
+                ResizeHeight = b.Int32("hr_resize_y") ?? 0,
                 Upscaler = b.String("hr_upscaler"),
-                Steps = ToInt(b.Integer("hr_second_pass_steps")) ?? 0,
+                Steps = b.Int32("hr_second_pass_steps") ?? 0,
                 DenoisingStrength = b.Number("denoising_strength") ?? 0.75,
                 Scheduler = HiresScheduler(b, catalog),
                 Prompt = b.String("hr_prompt"),
@@ -69,6 +69,4 @@ internal static class SdapiHiresAndVariation
     }
 
     private static string? Named(string? value, string same) => string.IsNullOrWhiteSpace(value) || value == same ? null : value;
-
-    private static int? ToInt(long? value) => value is long v ? (int)Math.Clamp(v, int.MinValue, int.MaxValue) : null;
 }
