@@ -41,7 +41,10 @@ internal static class LoadTimeRewrites
         }
         if (model?.Graph is null) return null;
         var graph = OnnxGraph.FromModel(model, path);
-        fused = AttentionFusion.Apply(graph);
+        fused = Apply(graph, settings);
         return fused > 0 ? graph.ToBytes() : null;
     }
+
+    /// <summary>Applies the load-time rewrites to a graph read without its weights (also to variants, see <see cref="OnnxModel.LoadRewritten"/>); returns the attentions fused.</summary>
+    internal static int Apply(OnnxGraph graph, SessionSettings settings) => settings.FuseAttention ? AttentionFusion.Apply(graph) : 0;
 }

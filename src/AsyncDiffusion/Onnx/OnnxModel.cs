@@ -79,7 +79,7 @@ public sealed class OnnxModel : IDisposable
     {
         var graph = Graphs.Rewriting.OnnxGraph.Load(path, externalData: false);
         rewrite(graph);
-        if (settings.FuseAttention) Graphs.Rewriting.AttentionFusion.Apply(graph); // variants run attention as the main session does
+        LoadTimeRewrites.Apply(graph, settings); // variants run attention as the main session does
         using var options = settings.ToOptions();
         string? scratch = null;
         try
