@@ -44,12 +44,16 @@ public static class BenchmarkCommand
         var compareAttention = new Option<bool>("--compare-attention") { Description = "Measure each configuration twice in this run, with fused attention and as exported, and print them side by side." };
         var coldLoad = new Option<bool>("--cold-load") { Description = "Load the model into an empty optimised-graph cache first, so the report shows the cold and the warm load time." };
         var budget = new Option<string?>("--memory-budget") { Description = GenerateCommand.MemoryBudgetHelp };
+        var versusSync = new Option<int>("--versus-sync")
+        {
+            Description = "Measure the async configuration against sync mode N times each in this run, taking turns (sync first, then async first, …) so drift hits both alike, and print the ratio per round.",
+        };
         var url = new Option<string?>("--url") { Description = "Drive running servers instead (comma list, e.g. http://node1:7860,http://node2:7860): requests go round-robin over the native jobs API." };
 
         var command = new Command("benchmark", "Measure latency (p50/p90/p99, per stage), throughput (images/min), memory, CPU use and achieved GFLOP/s.")
         {
             model, synthetic, compare, requests, concurrency, mode, streams, maxBatch, overlap, size, steps, scheduler, mixed, decoder, cfg, warmup, threads, noProbe, sweep, config, hint, chart, json, markdown, url,
-            unfused, compareAttention, coldLoad, budget,
+            unfused, compareAttention, coldLoad, budget, versusSync,
         };
         checkpoint.AddTo(command);
         command.SetAction(parse => cli.Guard(() =>
@@ -124,6 +128,25 @@ public static class BenchmarkCommand
                 var plan = MemoryBudget.PlanBeforeLoading(folder, w, h, MemoryBudget.Parse(budgetText), imagesAtOnce);
                 cli.Error.WriteLine(plan.Describe());
                 configs = configs.Select(c => (c.Engine with { Memory = plan.Policy }, c.Concurrency)).ToList();
+            }
+
+            int versusRounds = parse.GetValue(versusSync);
+            if (versusRounds != 0)
+            {
+                if (versusRounds < 1 || versusRounds > 50) throw new AsyncDiffusionException($"--versus-sync is {versusRounds}; expected 1 to 50 rounds.");
+                if (engineMode == EngineMode.Sync || parse.GetValue(sweep) || parse.GetValue(compare) is not null || parse.GetValue(compareAttention))
+                    throw new AsyncDiffusionException("--versus-sync measures one async configuration against sync mode; give it without --mode sync, --sweep, --compare and --compare-attention.");
+                var (asyncEngine, clients) = configs[0];
+                var syncEngine = new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads, MaxJobs = asyncEngine.MaxJobs, Memory = asyncEngine.Memory, FuseAttention = asyncEngine.FuseAttention };
+                var turns = new List<(EngineOptions Engine, int Concurrency)>();
+                for (int round = 0; round < versusRounds; round++)
+                    turns.AddRange(round % 2 == 0 ? [(syncEngine, clients), (asyncEngine, clients)] : [(asyncEngine, clients), (syncEngine, clients)]);
+                var measured = RunAll(cli, baseSettings with { Engine = asyncEngine }, turns, null);
+                var versus = VersusSync.From(measured);
+                WriteVersusSync(cli.Console, versus);
+                if (parse.GetValue(json) is { } versusJson) File.WriteAllText(versusJson, JsonSerializer.Serialize(versus, new JsonSerializerOptions { WriteIndented = true }));
+                if (parse.GetValue(markdown) is { } versusMd) File.WriteAllText(versusMd, Markdown(measured));
+                return 0;
             }
 
             string? compareFolder = parse.GetValue(compare);
@@ -358,6 +381,23 @@ public static class BenchmarkCommand
 
     private static string UNetLoad(IReadOnlyList<Onnx.ModelLoad> loads) =>
         loads.FirstOrDefault(l => l.Component == "unet") is { } unet ? $" (UNet {unet.Seconds:F1} s, {unet.FusedAttentions} attentions fused)" : "";
+
+    private static void WriteVersusSync(IAnsiConsole console, VersusSync versus)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title($"[bold]{Markup.Escape(Label(versus.Rounds[0].Async))} against sync[/], {versus.Rounds[0].Async.Concurrency} client(s)")
+            .AddColumn("round").AddColumn(new TableColumn("sync images/min").RightAligned()).AddColumn(new TableColumn("async images/min").RightAligned())
+            .AddColumn(new TableColumn("× sync").RightAligned()).AddColumn(new TableColumn("p50 sync / async s").RightAligned())
+            .AddColumn(new TableColumn("peak RSS sync / async MiB").RightAligned());
+        for (int i = 0; i < versus.Rounds.Count; i++)
+        {
+            var (s, a) = (versus.Rounds[i].Sync, versus.Rounds[i].Async);
+            t.AddRow($"{i + 1}", $"{s.ImagesPerMinute:F3}", $"{a.ImagesPerMinute:F3}", $"{versus.Rounds[i].ThroughputRatio:F3}",
+                $"{s.Latency.P50 / 1000:F2} / {a.Latency.P50 / 1000:F2}", $"{s.PeakRssBytes / 1048576.0:F0} / {a.PeakRssBytes / 1048576.0:F0}");
+        }
+        console.Write(t);
+        console.MarkupLine($"async ÷ sync throughput: median {versus.MedianThroughputRatio:F3} (range {versus.MinThroughputRatio:F3}–{versus.MaxThroughputRatio:F3}); " +
+            $"p50 latency async ÷ sync: median {versus.MedianLatencyRatio:F3}.");
+    }
 
     private static void WriteSweep(IAnsiConsole console, List<BenchmarkReport> reports)
     {

@@ -95,6 +95,73 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void VersusSyncTakesTurnsAndReportsTheRatioOfEachRound()
+    {
+        using var dir = new TempFolder();
+        string json = Path.Combine(dir.Path, "versus.json");
+        var error = new StringWriter();
+        var output = new StringWriter();
+        int code = CliApp.Run(["benchmark", "--model", TinyModels.Folder("optimum"), "--requests", "2", "--steps", "2", "--no-probe", "--concurrency", "2",
+            "--max-batch", "2", "--versus-sync", "3", "--json", json], output, error);
+        Assert.True(code == 0, error.ToString());
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var rounds = doc.RootElement.GetProperty("Rounds").EnumerateArray().ToArray();
+        Assert.Equal(3, rounds.Length);
+        var ratios = new List<double>();
+        foreach (var round in rounds)
+        {
+            var sync = round.GetProperty("Sync");
+            var engine = round.GetProperty("Async");
+            Assert.Equal("sync", sync.GetProperty("Mode").GetString());
+            Assert.Equal("async", engine.GetProperty("Mode").GetString());
+            Assert.Equal(2, engine.GetProperty("Concurrency").GetInt32());
+            Assert.Equal(2, engine.GetProperty("MaxBatch").GetInt32());
+            Assert.Equal(2, sync.GetProperty("Images").GetInt32());
+            double ratio = engine.GetProperty("ImagesPerMinute").GetDouble() / sync.GetProperty("ImagesPerMinute").GetDouble();
+            Assert.Equal(ratio, round.GetProperty("ThroughputRatio").GetDouble(), 9);
+            ratios.Add(ratio);
+        }
+        Assert.Equal(ratios.Order().ElementAt(1), doc.RootElement.GetProperty("MedianThroughputRatio").GetDouble(), 9);
+        Assert.Contains("against sync", output.ToString());
+        Assert.Contains("median", output.ToString());
+    }
+
+    [Fact]
+    public void VersusSyncPairsReportsInEitherOrderAndTakesTheMedian()
+    {
+        var report = BenchmarkRunner.Run(Settings(requests: 1, concurrency: 1));
+        BenchmarkReport With(string mode, double perMinute, double p50) =>
+            report with { Mode = mode, ImagesPerMinute = perMinute, Latency = report.Latency with { P50 = p50 } };
+        var versus = VersusSync.From([With("sync", 10, 1000), With("async", 11, 900), With("async", 9, 1200), With("sync", 10, 1000),
+            With("sync", 8, 1000), With("async", 8, 1000)]);
+        Assert.Equal([1.1, 0.9, 1.0], versus.Rounds.Select(r => Math.Round(r.ThroughputRatio, 9)));
+        Assert.Equal(1.0, versus.MedianThroughputRatio, 9);
+        Assert.Equal(0.9, versus.MinThroughputRatio, 9);
+        Assert.Equal(1.1, versus.MaxThroughputRatio, 9);
+        Assert.Equal(1.0, versus.MedianLatencyRatio, 9);
+        Assert.Throws<ArgumentException>(() => VersusSync.From([With("sync", 1, 1), With("sync", 1, 1)]));
+        Assert.Throws<ArgumentException>(() => VersusSync.From([With("sync", 1, 1)]));
+    }
+
+    [Theory]
+    [InlineData("--mode", "sync")]
+    [InlineData("--sweep", null)]
+    [InlineData("--compare-attention", null)]
+    public void VersusSyncRefusesWhatItCannotCompare(string option, string? value)
+    {
+        var error = new StringWriter();
+        string[] args = ["benchmark", "--model", TinyModels.Folder(), "--no-probe", "--versus-sync", "2", option, .. value is null ? Array.Empty<string>() : [value]];
+        Assert.Equal(2, CliApp.Run(args, new StringWriter(), error));
+        Assert.Contains("--versus-sync measures one async configuration against sync mode", error.ToString());
+        error = new StringWriter();
+        Assert.NotEqual(0, CliApp.Run(["benchmark", "--model", TinyModels.Folder(), "--no-probe", "--versus-sync", "0x"], new StringWriter(), error));
+        Assert.Contains("--versus-sync", error.ToString());
+        error = new StringWriter();
+        Assert.Equal(2, CliApp.Run(["benchmark", "--model", TinyModels.Folder(), "--no-probe", "--versus-sync", "-1"], new StringWriter(), error));
+        Assert.Contains("--versus-sync is -1; expected 1 to 50 rounds", error.ToString());
+    }
+
+    [Fact]
     public void TunedConfigurationRoundTripsAndRejectsNonsense()
     {
         using var dir = new TempFolder();
