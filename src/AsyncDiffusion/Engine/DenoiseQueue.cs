@@ -4,11 +4,13 @@ using AsyncDiffusion.Pipelines;
 namespace AsyncDiffusion.Engine;
 
 /// <summary>
-/// The denoise stage's ready queue, for continuous batching: images wait in arrival order; a
-/// stream takes the first waiting image plus up to MaxBatch − 1 later ones that can share its
-/// UNet call (<see cref="UNetBatch.Compatible"/>) and puts unfinished images back at the end.
-/// Every image is stepped in turn, so none starves, and a request joins at its first step and
-/// leaves after its last without waiting for others.
+/// The denoise stage's ready queue, for continuous batching, first come first served: images
+/// wait in order of arrival and an unfinished image goes back to its place, not to the end; a
+/// stream takes the oldest waiting image plus up to MaxBatch − 1 later ones that can share its
+/// UNet call (<see cref="UNetBatch.Compatible"/>). A request joins a batch with room at its first
+/// step and leaves after its last. Serving the oldest first keeps latencies those of sync mode
+/// when one request fills the machine: taking steps of all requests in turn finishes every one
+/// of them at the end (4 clients at 256 px on 2 cores: p50 twice sync's for the same throughput).
 /// </summary>
 internal sealed class DenoiseQueue(int maxBatch, UNet unet)
 {
@@ -24,7 +26,10 @@ internal sealed class DenoiseQueue(int maxBatch, UNet unet)
     {
         lock (_lock)
         {
-            _ready.AddLast(image);
+            var after = _ready.Last;
+            while (after is not null && after.Value.Arrival > image.Arrival) after = after.Previous;
+            if (after is null) _ready.AddFirst(image);
+            else _ready.AddAfter(after, image);
             Monitor.PulseAll(_lock);
         }
     }

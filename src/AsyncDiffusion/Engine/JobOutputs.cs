@@ -50,6 +50,11 @@ internal sealed class JobOutputs(Job job)
 /// <summary>One image of a running job as it moves between the denoise, decode and encode stages.</summary>
 internal sealed class ImageInFlight(JobOutputs outputs, DenoisingImage image)
 {
+    private static long s_created;
+
+    /// <summary>Order of arrival at the denoise stage (images are made as their requests are prepared): the denoise queue serves the oldest first.</summary>
+    public long Arrival { get; } = Interlocked.Increment(ref s_created);
+
     public JobOutputs Outputs { get; } = outputs;
     public Job Job => Outputs.Job;
     public DenoisingImage Image { get; } = image;
