@@ -39,7 +39,7 @@ public static class ProfileReport
         IReadOnlyList<MemoryMark> timeline, bool quiet, ProbeResult? probe = null)
     {
         var (operators, attention) = profile;
-        var roofline = probe is null ? [] : OperatorProfile.Roofline(operators, probe.PeakGflops);
+        var roofline = probe is null ? [] : OperatorProfile.Roofline(operators, probe);
         string summary = Path.Combine(folder, "profile-summary.json");
         File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, attention, roofline, probe, memory_timeline = timeline }, Json) + "\n");
         if (quiet) return;
@@ -61,11 +61,13 @@ public static class ProfileReport
 
         if (probe is not null)
         {
-            var table = new Table().Title(string.Create(CultureInfo.InvariantCulture, $"Against this machine's peak ({probe.PeakGflops:F0} GFLOP/s on {probe.Threads} threads, measured by probe now)"))
-                .AddColumns("component", "kernel ms", "GFLOP", "ms at peak", "% of roofline");
+            var table = new Table().Title(string.Create(CultureInfo.InvariantCulture,
+                    $"Against this machine's peak ({probe.PeakGflops:F0} GFLOP/s on {probe.Threads} threads) and per-operator rates (Conv {probe.Conv3x3Gflops:F0}, MatMul {probe.MatMulGflops:F0}, attention {probe.AttentionGflops ?? probe.MatMulGflops:F0}), measured by probe now"))
+                .AddColumns("component", "kernel ms", "GFLOP", "ms at peak", "% of peak roofline", "ms at operator rates", "% of per-operator roofline");
             foreach (var r in roofline.Where(r => r.GFlop > 0))
                 table.AddRow(r.Component, r.KernelMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.GFlop.ToString("F1", CultureInfo.InvariantCulture),
-                    r.IdealMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.Percent.ToString("F0", CultureInfo.InvariantCulture));
+                    r.IdealMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.Percent.ToString("F0", CultureInfo.InvariantCulture),
+                    r.OperatorIdealMilliseconds?.ToString("F0", CultureInfo.InvariantCulture) ?? "", r.OperatorPercent?.ToString("F0", CultureInfo.InvariantCulture) ?? "");
             cli.Console.Write(table);
         }
 

@@ -290,7 +290,7 @@ public static class BenchmarkCommand
             else
             {
                 cli.Console.MarkupLine($"{Markup.Escape(machine.Cpu)}, {machine.Cores} cores, {string.Join(" ", machine.Isa)}, ONNX Runtime {machine.OnnxRuntime}");
-                cli.Console.MarkupLine($"{probe.Threads} thread(s): MatMul 4096×320·320×1280 [bold]{probe.MatMulGflops:F0} GFLOP/s[/], Conv 3×3 320→320 @64×64 [bold]{probe.Conv3x3Gflops:F0} GFLOP/s[/]");
+                cli.Console.MarkupLine($"{probe.Threads} thread(s): MatMul 4096×320·320×1280 [bold]{probe.MatMulGflops:F0} GFLOP/s[/], Conv 3×3 320→320 @64×64 [bold]{probe.Conv3x3Gflops:F0} GFLOP/s[/], fused self-attention 2×4096 tokens×320 [bold]{probe.AttentionGflops:F0} GFLOP/s[/]");
             }
             return 0;
         }));
@@ -370,7 +370,7 @@ public static class BenchmarkCommand
         t.AddRow($"model load ({LoadKind(r.Loads)})", $"{r.LoadSeconds:F1} s{UNetLoad(r.Loads)}");
         if (r.ColdLoads is { } cold) t.AddRow($"model load ({LoadKind(cold)})", $"{cold.Sum(l => l.Seconds):F1} s{UNetLoad(cold)}");
         t.AddRow("cold first image", $"{r.ColdLatencyMs / 1000:F2} s");
-        if (r.Probe is { } probe) t.AddRow($"machine peak ({probe.Threads} thread(s))", $"{probe.PeakGflops:F0} GFLOP/s (MatMul {probe.MatMulGflops:F0}, Conv {probe.Conv3x3Gflops:F0})");
+        if (r.Probe is { } probe) t.AddRow($"machine peak ({probe.Threads} thread(s))", $"{probe.PeakGflops:F0} GFLOP/s (MatMul {probe.MatMulGflops:F0}, Conv {probe.Conv3x3Gflops:F0}, attention {probe.AttentionGflops:F0})");
         console.Write(t);
     }
 

@@ -5,17 +5,33 @@ using Microsoft.ML.OnnxRuntime;
 
 namespace AsyncDiffusion.Benchmarking;
 
-/// <summary>This machine's measured peak for Stable Diffusion's two heavy operators through ONNX Runtime.</summary>
+/// <summary>This machine's measured peak for Stable Diffusion's heavy operators through ONNX Runtime.</summary>
 public sealed record ProbeResult(int Threads, double MatMulGflops, double Conv3x3Gflops)
 {
-    /// <summary>The yardstick for "% of peak": the faster of the two.</summary>
+    /// <summary>The yardstick for "% of peak": the faster of MatMul and Conv.</summary>
     public double PeakGflops => Math.Max(MatMulGflops, Conv3x3Gflops);
+
+    /// <summary>Fused self-attention (<c>com.microsoft.MultiHeadAttention</c>, 4096 tokens) when measured.</summary>
+    public double? AttentionGflops { get; init; }
+
+    /// <summary>
+    /// The measured rate of an operator's kind, for the per-operator roofline: convolutions at
+    /// Conv's, products with weights at MatMul's, fused attention at attention's (MatMul's when
+    /// not measured); any other operator with FLOPs (int8 kernels) at <see cref="PeakGflops"/>.
+    /// </summary>
+    public double RateFor(string opType) => opType switch
+    {
+        "Conv" or "FusedConv" or "NchwcConv" => Conv3x3Gflops,
+        "MatMul" or "FusedMatMul" or "Gemm" => MatMulGflops,
+        "MultiHeadAttention" or "Attention" => AttentionGflops ?? MatMulGflops,
+        _ => PeakGflops,
+    };
 }
 
 /// <summary>
-/// Measures MatMul (4096×320 · 320×1280, constant weights) and a 3×3 convolution (320→320 on
-/// 64×64) at SD's shapes through ONNX Runtime at a given thread count: median of timed runs
-/// after warm-up.
+/// Measures MatMul (4096×320 · 320×1280, constant weights), a 3×3 convolution (320→320 on
+/// 64×64) and fused self-attention (2 × 4096 tokens × 320 channels, 8 heads: SD 1.5's largest)
+/// at SD's shapes through ONNX Runtime at a given thread count: median of timed runs after warm-up.
 /// </summary>
 public static class MachineProbe
 {
@@ -24,7 +40,10 @@ public static class MachineProbe
         var settings = new SessionSettings { IntraOpThreads = threads, AllowSpinning = true };
         double matmul = Measure(settings, BuildMatMul(), "a", [4096, 320], 2.0 * 4096 * 320 * 1280, repeats);
         double conv = Measure(settings, BuildConv(), "x", [1, 320, 64, 64], 2.0 * 320 * 64 * 64 * 320 * 9, repeats);
-        return new ProbeResult(threads > 0 ? threads : Environment.ProcessorCount, matmul, conv);
+        // ≈ 43 GFLOP a call: fewer repeats keep the probe within seconds.
+        double attention = Measure(settings, BuildAttention(), "x", [2, 4096, 320],
+            OperatorProfile.Flops("MultiHeadAttention", [[2, 4096, 320]], [[2, 4096, 320]]), Math.Max(1, repeats / 2));
+        return new ProbeResult(threads > 0 ? threads : Environment.ProcessorCount, matmul, conv) { AttentionGflops = attention };
     }
 
     private static double Measure(SessionSettings settings, byte[] model, string input, long[] shape, double flops, int repeats)
@@ -51,6 +70,17 @@ public static class MachineProbe
         var y = g.Op("MatMul", [a, g.Parameter("w", [320, 1280], 0.05)]);
         g.Output("y", y, global::Onnx.TensorProto.Types.DataType.Float, 4096, 1280);
         return g.ToBytes("asyncdiffusion-probe");
+    }
+
+    private static byte[] BuildAttention()
+    {
+        using var g = new OnnxGraphBuilder("probe_attention", new SeededWeights(1), half: false);
+        var x = g.Input("x", global::Onnx.TensorProto.Types.DataType.Float, 2, 4096, 320);
+        var y = g.Node(Onnx.Graphs.Rewriting.AttentionFusion.Operator, Onnx.Graphs.Rewriting.AttentionFusion.Domain, [x, x, x], ["y"], ("num_heads", 8L))[0];
+        g.Output("y", y, global::Onnx.TensorProto.Types.DataType.Float, 2, 4096, 320);
+        var model = g.Build("asyncdiffusion-probe");
+        model.OpsetImport.Add(new global::Onnx.OperatorSetIdProto { Domain = Onnx.Graphs.Rewriting.AttentionFusion.Domain, Version = 1 });
+        return model.ToByteArray();
     }
 
     private static byte[] BuildConv()

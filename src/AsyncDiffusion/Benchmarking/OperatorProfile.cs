@@ -21,11 +21,18 @@ public sealed record AttentionTime(string Component, int Calls, double Milliseco
 /// Gemm, fused attention, int8 products) would take at <paramref name="PeakGflops"/>, the
 /// machine's measured peak, as a share of all its kernel time (elementwise ops, normalisations
 /// and layout conversions count as time with no FLOPs, which is what makes a graph miss its roofline).
+/// The per-operator roofline takes each operator's FLOPs at the measured rate of its kind
+/// (<see cref="ProbeResult.RateFor"/>: attention and MatMul run slower than Conv on the same cores).
 /// </summary>
 public sealed record RooflineShare(string Component, double KernelMilliseconds, double GFlop, double PeakGflops)
 {
     public double IdealMilliseconds => GFlop / PeakGflops * 1000;
     public double Percent => KernelMilliseconds > 0 ? 100 * IdealMilliseconds / KernelMilliseconds : 0;
+
+    /// <summary>Each operator's FLOPs at its kind's measured rate, summed; null without the rates.</summary>
+    public double? OperatorIdealMilliseconds { get; init; }
+
+    public double? OperatorPercent => OperatorIdealMilliseconds is double ideal && KernelMilliseconds > 0 ? 100 * ideal / KernelMilliseconds : null;
 }
 
 /// <summary>
@@ -73,10 +80,13 @@ public static class OperatorProfile
         return (rows.OrderBy(r => r.Component, StringComparer.Ordinal).ThenByDescending(r => r.Milliseconds).ToArray(), attention);
     }
 
-    /// <summary>Each component's kernel time against the roofline at <paramref name="peakGflops"/> (see <see cref="RooflineShare"/>).</summary>
-    public static IReadOnlyList<RooflineShare> Roofline(IEnumerable<OperatorTime> operators, double peakGflops) =>
+    /// <summary>Each component's kernel time against the roofline at the probe's peak and at its per-operator rates (see <see cref="RooflineShare"/>).</summary>
+    public static IReadOnlyList<RooflineShare> Roofline(IEnumerable<OperatorTime> operators, ProbeResult probe) =>
         operators.GroupBy(o => o.Component, StringComparer.Ordinal)
-            .Select(g => new RooflineShare(g.Key, g.Sum(o => o.Milliseconds), g.Sum(o => o.GFlop), peakGflops))
+            .Select(g => new RooflineShare(g.Key, g.Sum(o => o.Milliseconds), g.Sum(o => o.GFlop), probe.PeakGflops)
+            {
+                OperatorIdealMilliseconds = g.Sum(o => o.GFlop / probe.RateFor(o.OpType) * 1000),
+            })
             .ToArray();
 
     private static bool IsAttention(string op, IReadOnlyList<long[]> inputs) => op switch

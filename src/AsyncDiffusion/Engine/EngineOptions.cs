@@ -66,10 +66,14 @@ public sealed record EngineOptions
 
     /// <summary>
     /// The default for a machine with <paramref name="cores"/> cores: the tuned configuration when
-    /// there is one (measured here), otherwise one stream per 4 cores. ONNX Runtime's SD convolutions
-    /// and MatMuls scale well up to about 4 threads and less well beyond, while one request
-    /// keeps up to 4 cores busy on its own: on small machines one stream with all threads and
-    /// heavy calls taking turns matches sync mode, and batching lets queued requests share steps.
+    /// there is one (measured here), otherwise one stream per 4 cores, one image per UNet call.
+    /// ONNX Runtime's SD convolutions and MatMuls scale well up to about 4 threads and less well
+    /// beyond, while one request keeps up to 4 cores busy on its own: on small machines one stream
+    /// with all threads and heavy calls taking turns matches sync mode. One image's guidance
+    /// batch (2 rows) already keeps the operators compute-bound at SD sizes, so more images per
+    /// call do not pay on a CPU: measured on 2 cores (256 px, `benchmark --versus-sync`), 2 images
+    /// per call ran 5–10 % slower per row and 0.93× sync at 4 clients, 1 image 1.03×. `tune`
+    /// still tries larger batches where a machine rewards them.
     /// </summary>
     public static EngineOptions Automatic(int cores, TunedConfig? tuned = null)
     {
@@ -85,11 +89,11 @@ public sealed record EngineOptions
             Mode = EngineMode.Async,
             Streams = streams,
             Threads = cores,
-            MaxBatch = 2,
+            MaxBatch = 1,
             ExclusiveCompute = true,
             Rationale = streams == 1
-                ? $"{cores} core(s): one request fills them, so one stream with all {cores} threads, spinning on, heavy calls taking turns (as fast as sync) and up to 2 images per UNet call when requests queue"
-                : $"{cores} cores: {streams} streams of {cores / streams} threads (SD operators scale well to about 4 threads), heavy calls limited to one per stream, up to 2 images per UNet call",
+                ? $"{cores} core(s): one request fills them, so one stream with all {cores} threads, spinning on, heavy calls taking turns, one image per UNet call, oldest request first (as fast as sync, with sync's latencies)"
+                : $"{cores} cores: {streams} streams of {cores / streams} threads (SD operators scale well to about 4 threads), heavy calls limited to one per stream, one image per UNet call, oldest request first",
         };
     }
 

@@ -40,10 +40,10 @@ public class BenchmarkTests
     }
 
     [Fact]
-    public void ProbeMeasuresBothOperators()
+    public void ProbeMeasuresEachOperatorKind()
     {
         var probe = MachineProbe.Run(1, repeats: 1);
-        Assert.True(probe.MatMulGflops > 1 && probe.Conv3x3Gflops > 1);
+        Assert.True(probe.MatMulGflops > 1 && probe.Conv3x3Gflops > 1 && probe.AttentionGflops > 1);
         Assert.Equal(Math.Max(probe.MatMulGflops, probe.Conv3x3Gflops), probe.PeakGflops);
     }
 

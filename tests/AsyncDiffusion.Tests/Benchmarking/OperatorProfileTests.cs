@@ -51,11 +51,31 @@ public class OperatorProfileTests
             new("unet", "GroupNorm", 10, 200, 0.2, 0),     // time with no FLOPs
             new("vae_decoder", "Conv", 1, 100, 1, 10),
         ];
-        var roofline = OperatorProfile.Roofline(ops, peakGflops: 200);
+        var roofline = OperatorProfile.Roofline(ops, new ProbeResult(2, MatMulGflops: 160, Conv3x3Gflops: 200));
         var unet = roofline.Single(r => r.Component == "unet");
         Assert.Equal(1000, unet.KernelMilliseconds, 6);
         Assert.Equal(800, unet.IdealMilliseconds, 6);   // 160 GFLOP at 200 GFLOP/s
         Assert.Equal(80, unet.Percent, 6);
+        Assert.Equal(850, unet.OperatorIdealMilliseconds!.Value, 6); // Conv 120 GFLOP at 200, MatMul 40 at 160
+        Assert.Equal(85, unet.OperatorPercent!.Value, 6);
         Assert.Equal(50, roofline.Single(r => r.Component == "vae_decoder").Percent, 6);
+    }
+
+    [Fact]
+    public void EachOperatorKindTakesItsOwnMeasuredRate()
+    {
+        var probe = new ProbeResult(2, MatMulGflops: 150, Conv3x3Gflops: 200) { AttentionGflops = 100 };
+        Assert.Equal(200, probe.RateFor("Conv"));
+        Assert.Equal(200, probe.RateFor("FusedConv"));
+        Assert.Equal(150, probe.RateFor("MatMul"));
+        Assert.Equal(150, probe.RateFor("Gemm"));
+        Assert.Equal(100, probe.RateFor("MultiHeadAttention"));
+        Assert.Equal(200, probe.RateFor("DynamicQuantizeMatMul")); // int8: the fp32 peak, as the single roofline does
+        Assert.Equal(150, (probe with { AttentionGflops = null }).RateFor("MultiHeadAttention"));
+        OperatorTime[] ops = [new("unet", "MultiHeadAttention", 4, 500, 0.5, 25), new("unet", "Add", 4, 500, 0.5, 0)];
+        var unet = OperatorProfile.Roofline(ops, probe).Single();
+        Assert.Equal(250, unet.OperatorIdealMilliseconds!.Value, 6); // 25 GFLOP at attention's 100 GFLOP/s
+        Assert.Equal(25, unet.OperatorPercent!.Value, 6);
+        Assert.Equal(12.5, unet.Percent, 6);                         // against the single 200 GFLOP/s peak
     }
 }

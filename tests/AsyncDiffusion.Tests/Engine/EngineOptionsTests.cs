@@ -10,6 +10,7 @@ public class EngineOptionsTests
         var options = EngineOptions.Automatic(cores: 2);
         Assert.Equal(EngineMode.Async, options.Mode);
         Assert.Equal(1, options.Streams);
+        Assert.Equal(1, options.MaxBatch); // a second image per call measured slower per row on 2 cores
         Assert.True(options.ExclusiveCompute);
         var session = DiffusionEngine.SessionSettingsFor(options);
         Assert.Equal(2, session.IntraOpThreads);
