@@ -42,7 +42,8 @@ public sealed class OnnxModel : IDisposable
             else
             {
                 using var options = settings.ToOptions();
-                session = LoadTimeRewrites.Open(path, options, settings, out fused);
+                session = LoadTimeRewrites.Open(path, options, settings, out var rewritten);
+                fused = rewritten.Attentions;
                 source = ModelLoadSource.Direct;
             }
             return new OnnxModel(path, session) { Load = new ModelLoad(NameOf(path), clock.Elapsed.TotalSeconds, source, fused) };
@@ -79,7 +80,7 @@ public sealed class OnnxModel : IDisposable
     {
         var graph = Graphs.Rewriting.OnnxGraph.Load(path, externalData: false);
         rewrite(graph);
-        LoadTimeRewrites.Apply(graph, settings); // variants run attention as the main session does
+        LoadTimeRewrites.Apply(graph, settings); // variants run attention and GroupNorm as the main session does
         using var options = settings.ToOptions();
         string? scratch = null;
         try

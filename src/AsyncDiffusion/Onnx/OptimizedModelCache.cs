@@ -64,7 +64,8 @@ public sealed class OptimizedModelCache(string folder)
         source = ModelLoadSource.Optimised;
         try
         {
-            session = LoadTimeRewrites.Open(path, cold, settings, out fusedAttentions);
+            session = LoadTimeRewrites.Open(path, cold, settings, out var rewritten);
+            fusedAttentions = rewritten.Attentions;
         }
         catch
         {

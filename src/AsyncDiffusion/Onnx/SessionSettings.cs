@@ -27,8 +27,9 @@ public sealed record SessionSettings
 
     /// <summary>
     /// Rewrite attention into ONNX Runtime's fused MultiHeadAttention when a float32 model is
-    /// loaded (see <see cref="Graphs.Rewriting.AttentionFusion"/>). Off: the graph runs as exported
-    /// (for comparisons).
+    /// loaded (see <see cref="Graphs.Rewriting.AttentionFusion"/>). Off: attention runs as exported
+    /// (for comparisons); the other load-time rewrites, which keep the maths as it is, still apply
+    /// (see <see cref="LoadTimeRewrites"/>).
     /// </summary>
     public bool FuseAttention { get; init; } = true;
 

@@ -12,20 +12,33 @@ internal static class GraphRuns
     public static float[][] Run(byte[] model, IReadOnlyDictionary<string, long[]> shapes, int seed = 1)
     {
         using var onnx = OnnxModel.FromBytes(model, "graph", SessionSettings.Default);
+        return Run(onnx.InputNames, onnx.Inputs, inputs => onnx.Run(onnx.InputNames, inputs, onnx.OutputNames), shapes, seed);
+    }
+
+    /// <summary>The same for a session already made (from a model file, with its external data).</summary>
+    public static float[][] Run(InferenceSession session, IReadOnlyDictionary<string, long[]> shapes, int seed = 1)
+    {
+        using var options = new RunOptions();
+        return Run(session.InputNames, session.InputMetadata, inputs => session.Run(options, session.InputNames, inputs, session.OutputNames), shapes, seed);
+    }
+
+    private static float[][] Run(IReadOnlyList<string> names, IReadOnlyDictionary<string, NodeMetadata> metadata,
+        Func<IReadOnlyList<OrtValue>, IDisposableReadOnlyCollection<OrtValue>> run, IReadOnlyDictionary<string, long[]> shapes, int seed)
+    {
         var rng = new Random(seed);
         var inputs = new List<OrtValue>();
         try
         {
-            foreach (string name in onnx.InputNames)
+            foreach (string name in names)
             {
                 long[] shape = shapes[name];
                 int count = (int)shape.Aggregate(1L, (a, b) => a * b);
-                var type = onnx.Inputs[name].ElementDataType;
+                var type = metadata[name].ElementDataType;
                 inputs.Add(type is TensorElementType.Int32 or TensorElementType.Int64
                     ? Tensors.Ids(Enumerable.Range(0, count).Select(_ => rng.Next(2, 100)).ToArray(), shape, type)
                     : Tensors.Float(Enumerable.Range(0, count).Select(_ => Normal(rng)).ToArray(), shape, type));
             }
-            using var outputs = onnx.Run(onnx.InputNames, inputs, onnx.OutputNames);
+            using var outputs = run(inputs);
             return outputs.Select(Tensors.ToFloats).ToArray();
         }
         finally

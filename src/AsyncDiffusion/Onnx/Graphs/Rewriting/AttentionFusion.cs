@@ -19,12 +19,12 @@ internal static class AttentionFusion
     /// <summary>Rewrites every attention found; returns how many.</summary>
     public static int Apply(OnnxGraph graph)
     {
-        if (HasHalfPrecision(graph)) return 0;
+        if (graph.HasHalfPrecision) return 0;
         var replacements = new Dictionary<NodeProto, IReadOnlyList<NodeProto>>();
         foreach (var softmax in graph.Graph.Node.Where(n => n.OpType == "Softmax").ToList())
         {
             if (AttentionPattern.Find(graph, softmax) is not { } attention || replacements.ContainsKey(attention.Last)) continue;
-            var node = new NodeProto { OpType = Operator, Domain = Domain, Name = graph.Fresh($"{NameOf(softmax)}_fused") };
+            var node = new NodeProto { OpType = Operator, Domain = Domain, Name = graph.Fresh($"{OnnxGraph.NameOf(softmax)}_fused") };
             node.Input.AddRange([attention.Query, attention.Key, attention.Value]);
             node.Output.Add(attention.Last.Output[0]);
             node.Attribute.Add(new AttributeProto { Name = "num_heads", Type = AttributeProto.Types.AttributeType.Int, I = attention.Heads });
@@ -36,15 +36,5 @@ internal static class AttentionFusion
         graph.ReplaceNodes(replacements);
         graph.RemoveUnusedNodes();
         return replacements.Count;
-    }
-
-    private static string NameOf(NodeProto node) => node.Name.Length > 0 ? node.Name : node.Output[0];
-
-    private static bool HasHalfPrecision(OnnxGraph graph)
-    {
-        static bool Half(long type) => (TensorProto.Types.DataType)type is TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16;
-        return graph.Graph.Initializer.Any(t => Half(t.DataType))
-            || graph.Graph.Input.Any(i => i.Type?.TensorType is { } t && Half(t.ElemType))
-            || graph.Graph.Node.Any(n => n.OpType == "Cast" && n.Attribute.FirstOrDefault(a => a.Name == "to") is { } to && Half(to.I));
     }
 }

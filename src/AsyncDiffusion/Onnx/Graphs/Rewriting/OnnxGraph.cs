@@ -118,6 +118,9 @@ internal sealed class OnnxGraph
 
     public IReadOnlyList<NodeProto> Consumers(string tensor) => _consumers.TryGetValue(tensor, out var list) ? list : [];
 
+    /// <summary>A node's name, or its first output's where it has none: the stem of the names a rewrite gives what replaces it.</summary>
+    public static string NameOf(NodeProto node) => node.Name.Length > 0 ? node.Name : node.Output[0];
+
     /// <summary>A tensor name not used anywhere in the graph yet.</summary>
     public string Fresh(string prefix)
     {
@@ -146,6 +149,21 @@ internal sealed class OnnxGraph
 
     /// <summary>The default domain's opset the model was written for.</summary>
     public long DefaultOpset => Model.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx")?.Version ?? 1;
+
+    /// <summary>
+    /// Whether the graph computes in float16 or bfloat16 (initializers, inputs or Casts): the
+    /// load-time rewrites target ONNX Runtime's float32 CPU kernels and leave such graphs alone.
+    /// </summary>
+    public bool HasHalfPrecision
+    {
+        get
+        {
+            static bool Half(long type) => (TensorProto.Types.DataType)type is TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16;
+            return Graph.Initializer.Any(t => Half(t.DataType))
+                || Graph.Input.Any(i => i.Type?.TensorType is { } t && Half(t.ElemType))
+                || Graph.Node.Any(n => n.OpType == "Cast" && n.Attribute.FirstOrDefault(a => a.Name == "to") is { } to && Half(to.I));
+        }
+    }
 
     /// <summary>
     /// Replaces nodes: each key is removed and its replacement list is inserted where it stood, so

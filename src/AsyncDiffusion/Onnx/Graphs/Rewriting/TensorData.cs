@@ -54,6 +54,9 @@ internal static class TensorData
     public static TensorProto Int32(string name, long[] dims, ReadOnlySpan<int> values) =>
         Raw(name, TensorProto.Types.DataType.Int32, dims, MemoryMarshal.AsBytes(values));
 
+    public static TensorProto Int64(string name, long[] dims, ReadOnlySpan<long> values) =>
+        Raw(name, TensorProto.Types.DataType.Int64, dims, MemoryMarshal.AsBytes(values));
+
     private static TensorProto Raw(string name, TensorProto.Types.DataType type, long[] dims, ReadOnlySpan<byte> bytes)
     {
         var t = new TensorProto { Name = name, DataType = (int)type, RawData = ByteString.CopyFrom(bytes) };
