@@ -76,11 +76,11 @@ public static class MachineProbe
     {
         using var g = new OnnxGraphBuilder("probe_attention", new SeededWeights(1), half: false);
         var x = g.Input("x", global::Onnx.TensorProto.Types.DataType.Float, 2, 4096, 320);
-        var y = g.Node(Onnx.Graphs.Rewriting.AttentionFusion.Operator, Onnx.Graphs.Rewriting.AttentionFusion.Domain, [x, x, x], ["y"], ("num_heads", 8L))[0];
+        var y = g.Node(Onnx.Graphs.Rewriting.AttentionFusion.Operator, Onnx.Graphs.Rewriting.AttentionFusion.Domain, [x, x, x], ["attended"], ("num_heads", 8L))[0];
         g.Output("y", y, global::Onnx.TensorProto.Types.DataType.Float, 2, 4096, 320);
         var model = g.Build("asyncdiffusion-probe");
         model.OpsetImport.Add(new global::Onnx.OperatorSetIdProto { Domain = Onnx.Graphs.Rewriting.AttentionFusion.Domain, Version = 1 });
-        return model.ToByteArray();
+        return Google.Protobuf.MessageExtensions.ToByteArray(model);
     }
 
     private static byte[] BuildConv()
