@@ -137,6 +137,7 @@ public static class BenchmarkCommand
                 if (engineMode == EngineMode.Sync || parse.GetValue(sweep) || parse.GetValue(compare) is not null || parse.GetValue(compareAttention))
                     throw new AsyncDiffusionException("--versus-sync measures one async configuration against sync mode; give it without --mode sync, --sweep, --compare and --compare-attention.");
                 var (asyncEngine, clients) = configs[0];
+                asyncEngine = asyncEngine with { FuseAttention = !parse.GetValue(unfused) };
                 var syncEngine = new EngineOptions { Mode = EngineMode.Sync, Threads = totalThreads, MaxJobs = asyncEngine.MaxJobs, Memory = asyncEngine.Memory, FuseAttention = asyncEngine.FuseAttention };
                 var turns = new List<(EngineOptions Engine, int Concurrency)>();
                 for (int round = 0; round < versusRounds; round++)
