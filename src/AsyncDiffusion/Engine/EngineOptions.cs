@@ -72,8 +72,9 @@ public sealed record EngineOptions
     /// with all threads and heavy calls taking turns matches sync mode. One image's guidance
     /// batch (2 rows) already keeps the operators compute-bound at SD sizes, so more images per
     /// call do not pay on a CPU: measured on 2 cores (256 px, `benchmark --versus-sync`), 2 images
-    /// per call ran 5–10 % slower per row and 0.93× sync at 4 clients, 1 image 1.03×. `tune`
-    /// still tries larger batches where a machine rewards them.
+    /// per call ran up to 10 % slower per row and 0.93× sync at 4 clients, 1 image 1.03×. Two
+    /// one-thread streams reached 1.10× there, but leave a lone request one thread; `tune` finds
+    /// such configurations (streams, larger batches) where a machine rewards them.
     /// </summary>
     public static EngineOptions Automatic(int cores, TunedConfig? tuned = null)
     {
