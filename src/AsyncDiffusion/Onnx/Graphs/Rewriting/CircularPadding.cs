@@ -32,7 +32,7 @@ internal static class CircularPadding
     {
         bool padWrap = graph.DefaultOpset >= 19;
         var replacements = new Dictionary<NodeProto, IReadOnlyList<NodeProto>>();
-        var constants = new Constants(graph);
+        var constants = new GraphConstants(graph, "circular_const");
         var padded = new Dictionary<string, string>(StringComparer.Ordinal); // input and pads → its wrapped copy, shared by convolutions reading the same
         foreach (var conv in graph.Graph.Node)
         {
@@ -57,13 +57,12 @@ internal static class CircularPadding
             nodes.Add(rewritten);
             replacements[conv] = nodes;
         }
-        constants.AddTo(graph);
         if (replacements.Count > 0) graph.ReplaceNodes(replacements);
         return replacements.Count;
     }
 
     // Pad-19 wrap: pads are [N, C, H, W] begins then ends.
-    private static string Wrap(OnnxGraph graph, string input, long top, long left, long bottom, long right, List<NodeProto> nodes, Constants constants)
+    private static string Wrap(OnnxGraph graph, string input, long top, long left, long bottom, long right, List<NodeProto> nodes, GraphConstants constants)
     {
         string output = graph.Fresh(input + "_wrapped");
         var pad = new NodeProto { OpType = "Pad", Name = graph.Fresh("circular_pad"), Input = { input, constants.Int64s(0, 0, top, left, 0, 0, bottom, right) }, Output = { output } };
@@ -73,7 +72,7 @@ internal static class CircularPadding
     }
 
     // [last `before` entries, input, first `after` entries] along one axis.
-    private static string Concatenate(OnnxGraph graph, string input, long axis, long before, long after, List<NodeProto> nodes, Constants constants)
+    private static string Concatenate(OnnxGraph graph, string input, long axis, long before, long after, List<NodeProto> nodes, GraphConstants constants)
     {
         if (before == 0 && after == 0) return input;
         var parts = new List<string>();
@@ -88,35 +87,10 @@ internal static class CircularPadding
         return output;
     }
 
-    private static string Slice(OnnxGraph graph, string input, string starts, string ends, long axis, List<NodeProto> nodes, Constants constants)
+    private static string Slice(OnnxGraph graph, string input, string starts, string ends, long axis, List<NodeProto> nodes, GraphConstants constants)
     {
         string output = graph.Fresh(input + "_edge");
         nodes.Add(new NodeProto { OpType = "Slice", Name = graph.Fresh("circular_slice"), Input = { input, starts, ends, constants.Int64s(axis) }, Output = { output } });
         return output;
-    }
-
-    /// <summary>The small int64 constants the rewrite needs, one initializer per distinct value.</summary>
-    private sealed class Constants(OnnxGraph graph)
-    {
-        private readonly Dictionary<string, TensorProto> _byValue = new(StringComparer.Ordinal);
-
-        public string Int64s(params long[] values)
-        {
-            string key = string.Join(",", values);
-            if (!_byValue.TryGetValue(key, out var tensor))
-            {
-                var bytes = new byte[values.Length * 8];
-                Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
-                tensor = new TensorProto { Name = graph.Fresh("circular_const"), DataType = (int)TensorProto.Types.DataType.Int64, RawData = ByteString.CopyFrom(bytes) };
-                tensor.Dims.Add(values.Length);
-                _byValue[key] = tensor;
-            }
-            return tensor.Name;
-        }
-
-        public void AddTo(OnnxGraph target)
-        {
-            foreach (var tensor in _byValue.Values) target.AddInitializer(tensor);
-        }
     }
 }

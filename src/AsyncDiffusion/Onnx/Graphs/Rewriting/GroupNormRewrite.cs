@@ -21,15 +21,7 @@ internal static class GroupNormRewrite
         if (opset < 18 || graph.HasHalfPrecision) return 0; // GroupNormalization arrived in opset 18
         // GroupNormalization-21 made scale and bias per channel ([C]); versions 18–20 had them per group ([G]).
         bool perChannel = opset >= 21;
-        var constants = new Dictionary<string, string>(StringComparer.Ordinal);
-        string Constant(string key, Func<string, TensorProto> make)
-        {
-            if (!constants.TryGetValue(key, out var name))
-                constants[key] = name = graph.AddInitializer(make(graph.Fresh("groupnorm_const")));
-            return name;
-        }
-        string Int64s(params long[] values) => Constant($"i64 {string.Join(',', values)}", n => TensorData.Int64(n, [values.Length], values));
-        string Filled(float value, long count) => Constant($"f32 {value} x {count}", n => TensorData.Float(n, [count], Enumerable.Repeat(value, (int)count).ToArray()));
+        var constants = new GraphConstants(graph, "groupnorm_const");
 
         var replacements = new Dictionary<NodeProto, IReadOnlyList<NodeProto>>();
         foreach (var node in graph.Graph.Node.Where(n => n.OpType == Operator && n.Domain is "" or "ai.onnx"))
@@ -49,15 +41,15 @@ internal static class GroupNormRewrite
 
             string x = node.Input[0], scale = node.Input[1], bias = node.Input[2];
             string shape = Op("Shape", [x]);
-            string grouped = Op("Reshape", [x, Int64s(0, groups, -1)]);
+            string grouped = Op("Reshape", [x, constants.Int64s(0, groups, -1)]);
             // Per-group scale and bias (opsets 18–20) are InstanceNormalization's own; per-channel ones follow it.
-            string normed = Op("InstanceNormalization", perChannel ? [grouped, Filled(1f, groups), Filled(0f, groups)] : [grouped, scale, bias],
+            string normed = Op("InstanceNormalization", perChannel ? [grouped, constants.Filled(1f, groups), constants.Filled(0f, groups)] : [grouped, scale, bias],
                 attribute: new AttributeProto { Name = "epsilon", Type = AttributeProto.Types.AttributeType.Float, F = epsilon });
             if (perChannel)
             {
                 // [C] → [C, 1] broadcasts over [N, C, D1·D2·…] whatever X's rank; ONNX Runtime folds the Unsqueezes into constants.
-                string axes = Int64s(1);
-                normed = Op("Reshape", [normed, Int64s(0, channels, -1)]);
+                string axes = constants.Int64s(1);
+                normed = Op("Reshape", [normed, constants.Int64s(0, channels, -1)]);
                 normed = Op("Mul", [normed, Op("Unsqueeze", [scale, axes])]);
                 normed = Op("Add", [normed, Op("Unsqueeze", [bias, axes])]);
             }
