@@ -91,4 +91,56 @@ public class OptimizedModelCacheTests
             Assert.Equal(plain[i], warm[i], 1e-4f);
         }
     }
+
+    // A warm load maps the packed copies ONNX Runtime saved; every one kept must sit where a mapped blob is aligned for
+    // the kernels' vector loads, and the UNet's linear layers really keep theirs (the load-time saving is on).
+    [Fact]
+    public void SavedPackedWeightsAreKeptOnlyWhereTheyMapAligned()
+    {
+        using var cache = new TempFolder();
+        using var model = new TempFolder();
+        ModelFolderTests.CopyFolder(TinyModels.Folder("optimum"), model.Path);
+        var settings = new SessionSettings { OptimizedModelCache = cache.Path };
+        using (UNet.Load(Path.Combine(model.Path, "unet"), settings)) { }
+        using (TextEncoder.Load(Path.Combine(model.Path, "text_encoder"), settings)) { }
+
+        foreach (string entry in Directory.GetDirectories(cache.Path))
+        {
+            var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(entry, "model.onnx")));
+            var packed = graph.Graph.Initializer.SelectMany(t => t.ExternalData).Where(e => e.Key.StartsWith("prepacked")).ToList();
+            Assert.All(packed, e => Assert.True(PrepackedWeightGuard.IsAligned(e.Value), $"{Path.GetFileName(entry)}: {e.Value}"));
+            if (Path.GetFileName(entry).StartsWith("unet-")) Assert.NotEmpty(packed);
+        }
+    }
+
+    [Fact]
+    public void APackedCopyAtAnOffsetThatMapsMisalignedIsDroppedAndTheTensorPackedAtLoad()
+    {
+        static global::Onnx.TensorProto Weight(string name, string packed)
+        {
+            var t = new global::Onnx.TensorProto { Name = name, DataType = 1, DataLocation = global::Onnx.TensorProto.Types.DataLocation.External };
+            t.Dims.Add(32);
+            t.Dims.Add(32);
+            t.ExternalData.Add(new global::Onnx.StringStringEntryProto { Key = "location", Value = "model.onnx.data" });
+            t.ExternalData.Add(new global::Onnx.StringStringEntryProto { Key = "offset", Value = "0" });
+            t.ExternalData.Add(new global::Onnx.StringStringEntryProto { Key = "length", Value = "4096" });
+            t.ExternalData.Add(new global::Onnx.StringStringEntryProto { Key = "prepacked_0", Value = packed });
+            return t;
+        }
+        var model = new global::Onnx.ModelProto { Graph = new global::Onnx.GraphProto() };
+        model.Graph.Initializer.Add(Weight("aligned", "MatMul+123|8192;4096;0"));
+        model.Graph.Initializer.Add(Weight("shifted", "MatMul+456|6378276;4096;0"));
+        model.Graph.Initializer.Add(Weight("second-blob-shifted", "MatMul+789|4096;64;0|4164;64;0"));
+        model.Graph.Initializer.Add(Weight("unreadable", "MatMul+1"));
+
+        var (kept, dropped) = PrepackedWeightGuard.Apply(model);
+
+        Assert.Equal((1, 3), (kept, dropped));
+        Assert.Contains(model.Graph.Initializer[0].ExternalData, e => e.Key == "prepacked_0");
+        foreach (var t in model.Graph.Initializer.Skip(1))
+        {
+            Assert.DoesNotContain(t.ExternalData, e => e.Key.StartsWith("prepacked"));
+            Assert.Equal("4096", t.ExternalData.Single(e => e.Key == "length").Value); // the tensor's own data stays
+        }
+    }
 }
