@@ -36,6 +36,12 @@ public sealed record SessionSettings
     /// <summary>What the pipelines trade for peak memory (guidance calls, decode tiles); see <see cref="MemoryPolicy"/>.</summary>
     public MemoryPolicy Memory { get; init; } = MemoryPolicy.Default;
 
+    /// <summary>
+    /// Sessions take their working memory from one CPU arena shared by the process (see
+    /// <see cref="SharedCpuArena"/>) instead of an arena each. Off only for comparisons.
+    /// </summary>
+    public bool SharedArena { get; init; } = true;
+
     /// <summary>When set, ONNX Runtime records every operator it runs into JSON files starting with this path (see <see cref="OnnxModel.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
 
@@ -80,6 +86,11 @@ public sealed record SessionSettings
                 o.EnableProfiling = true;
             }
             o.AddSessionConfigEntry("session.intra_op.allow_spinning", AllowSpinning ? "1" : "0");
+            if (SharedArena)
+            {
+                SharedCpuArena.EnsureRegistered();
+                o.AddSessionConfigEntry("session.use_env_allocators", "1");
+            }
             switch (ExecutionProvider.Trim().ToLowerInvariant())
             {
                 case "cpu": break;
