@@ -5,7 +5,7 @@ namespace AsyncDiffusion.Tests.Models;
 
 public class OptimizedModelCacheTests
 {
-    private static float[] Predict(UNet unet)
+    internal static float[] Predict(UNet unet)
     {
         var sample = Enumerable.Range(0, 4 * 8 * 8).Select(i => MathF.Sin(i)).ToArray();
         var context = Enumerable.Range(0, 77 * 32).Select(i => MathF.Cos(i) / 4).ToArray();

@@ -6,13 +6,6 @@ namespace AsyncDiffusion.Tests.Models;
 
 public class SharedCpuArenaTests
 {
-    private static float[] Predict(UNet unet)
-    {
-        var sample = Enumerable.Range(0, 4 * 8 * 8).Select(i => MathF.Sin(i)).ToArray();
-        var context = Enumerable.Range(0, 77 * 32).Select(i => MathF.Cos(i) / 4).ToArray();
-        return unet.Predict(sample, [1, 4, 8, 8], [500.0], context, [1, 77, 32]);
-    }
-
     // Sessions draw on one process-wide CPU arena by default (registered with ONNX Runtime's environment the first
     // time a session is made), and compute exactly what a session with its own arena computes.
     [Fact]
@@ -22,9 +15,9 @@ public class SharedCpuArenaTests
         Assert.True(SessionSettings.Default.SharedArena);
 
         float[] own, shared, again;
-        using (var unet = UNet.Load(unetFolder, new SessionSettings { SharedArena = false })) own = Predict(unet);
-        using (var unet = UNet.Load(unetFolder, SessionSettings.Default)) shared = Predict(unet);
-        using (var unet = UNet.Load(unetFolder, SessionSettings.Default)) again = Predict(unet);
+        using (var unet = UNet.Load(unetFolder, new SessionSettings { SharedArena = false })) own = OptimizedModelCacheTests.Predict(unet);
+        using (var unet = UNet.Load(unetFolder, SessionSettings.Default)) shared = OptimizedModelCacheTests.Predict(unet);
+        using (var unet = UNet.Load(unetFolder, SessionSettings.Default)) again = OptimizedModelCacheTests.Predict(unet);
 
         using var info = SharedCpuArena.Info();
         Assert.NotNull(OrtEnv.Instance().GetSharedAllocator(info));
