@@ -43,44 +43,21 @@ public sealed class TiledLatentDecoder(ILatentDecoder inner, int scaleFactor, in
         return image;
     }
 
-    /// <summary>Tile origins along one axis: a step of tile − overlap, the last tile flush with the end.</summary>
-    private IEnumerable<int> Starts(int length)
-    {
-        if (length <= TileLatent) { yield return 0; yield break; }
-        int step = TileLatent - OverlapLatent;
-        for (int s = 0; ; s += step)
-        {
-            if (s + TileLatent >= length)
-            {
-                yield return length - TileLatent;
-                yield break;
-            }
-            yield return s;
-        }
-    }
+    private IEnumerable<int> Starts(int length) => TileGrid.Starts(length, TileLatent, OverlapLatent);
 
     private void Accumulate(RgbImage tile, int left, int top, bool rampLeft, bool rampTop, bool rampRight, bool rampBottom, float[] sum, float[] weight, int outW)
     {
         int ramp = OverlapLatent * scaleFactor;
         for (int y = 0; y < tile.Height; y++)
         {
-            float wy = Ramp(y, tile.Height, ramp, rampTop, rampBottom);
+            float wy = TileGrid.Ramp(y, tile.Height, ramp, rampTop, rampBottom);
             for (int x = 0; x < tile.Width; x++)
             {
-                float w = wy * Ramp(x, tile.Width, ramp, rampLeft, rampRight);
+                float w = wy * TileGrid.Ramp(x, tile.Width, ramp, rampLeft, rampRight);
                 int o = (top + y) * outW + left + x, p = (y * tile.Width + x) * 3;
                 weight[o] += w;
                 for (int c = 0; c < 3; c++) sum[o * 3 + c] += w * tile.Pixels[p + c];
             }
         }
-    }
-
-    // Rises from near 0 at an inner edge to 1 across the overlap; edges of the image keep full weight.
-    private static float Ramp(int i, int length, int ramp, bool fromStart, bool toEnd)
-    {
-        float w = 1f;
-        if (fromStart && i < ramp) w = Math.Min(w, (i + 0.5f) / ramp);
-        if (toEnd && length - 1 - i < ramp) w = Math.Min(w, (length - i - 0.5f) / ramp);
-        return w;
     }
 }

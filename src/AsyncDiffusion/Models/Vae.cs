@@ -108,9 +108,11 @@ public sealed class VaeEncoder : ModelComponent
     /// <summary>Latents are multiplied by this to reach the UNet's space (the VAE's scaling factor).</summary>
     public double ScalingFactor { get; }
 
-    private VaeEncoder(OnnxModel model, double scalingFactor, SessionSettings? settings) : base(model)
+    private VaeEncoder(OnnxModel model, double scalingFactor, SessionSettings? settings, MemoryPolicy memory) : base(model)
     {
         ScalingFactor = scalingFactor;
+        // The same tiles as decoding (Stable Diffusion's VAEs downsample by 8): above 768 px an image is encoded in pieces.
+        Tiles = new TiledImageEncoder(8, memory.DecodeTileLatent, memory.DecodeOverlapLatent, memory.MaxUntiledLatent);
         _input = InputNamed("sample", 0, "sample, float [batch, 3, H, W]");
         _output = model.OutputNames.Contains("latent_parameters") ? "latent_parameters" : OutputNamed("latent_sample", 0, "latent_parameters or latent_sample");
         Output = _output == "latent_parameters" ? VaeEncoderOutput.LatentParameters : VaeEncoderOutput.LatentSample;
@@ -119,9 +121,13 @@ public sealed class VaeEncoder : ModelComponent
             _circular = new(() =>
             {
                 var circular = OnnxModel.LoadRewritten(model.Path, settings, CircularPadding.ApplyOrFail);
-                return Guard(circular, () => new VaeEncoder(circular, scalingFactor, settings: null));
+                // Tiles would wrap around at their own edges, not the image's: the seamless variant encodes whole.
+                return Guard(circular, () => new VaeEncoder(circular, scalingFactor, settings: null, memory with { MaxUntiledLatent = int.MaxValue }));
             });
     }
+
+    /// <summary>How images too large to encode at once are split (see <see cref="TiledImageEncoder"/>).</summary>
+    public TiledImageEncoder Tiles { get; }
 
     /// <summary>The same encoder with circular padding in its convolutions (seamless tiling, img2img), built on first use.</summary>
     public VaeEncoder Circular => _circular?.Value ?? throw new InvalidOperationException("This VAE encoder is already the circular variant.");
@@ -138,7 +144,7 @@ public sealed class VaeEncoder : ModelComponent
     public static VaeEncoder Load(string folder, SessionSettings settings, double scalingFactor)
     {
         var model = OnnxModel.Open(System.IO.Path.Combine(folder, "model.onnx"), settings);
-        return Guard(model, () => new VaeEncoder(model, scalingFactor, settings));
+        return Guard(model, () => new VaeEncoder(model, scalingFactor, settings, settings.Memory));
     }
 
     public (float[] Values, long[] Shape) Encode(ReadOnlySpan<float> image, long[] shape, CancellationToken cancellation = default)
@@ -158,7 +164,7 @@ public sealed class VaeEncoder : ModelComponent
     /// <summary>An image given as a [3, H, W] tensor in [-1, 1] (e.g. a masked image) → its latent distribution.</summary>
     public InitImageLatents EncodeTensor(float[] chw, int width, int height, CancellationToken cancellation = default)
     {
-        var (values, _) = Encode(chw, [1, 3, height, width], cancellation);
+        var values = Tiles.Encode(chw, width, height, (piece, w, h) => Encode(piece, [1, 3, h, w], cancellation).Values, cancellation);
         return new InitImageLatents(values, Output, (float)ScalingFactor);
     }
 }

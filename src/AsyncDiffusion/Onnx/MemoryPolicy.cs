@@ -14,10 +14,10 @@ public sealed record MemoryPolicy
     /// <summary>Guidance's two halves run as two UNet calls of one row instead of one call of two: less UNet working memory, the same arithmetic.</summary>
     public bool SequentialGuidance { get; init; }
 
-    /// <summary>Latents larger than this on a side are decoded in tiles (see <see cref="Models.TiledLatentDecoder"/>).</summary>
+    /// <summary>Latents larger than this on a side are decoded in tiles (see <see cref="Models.TiledLatentDecoder"/>), and images that large encoded in tiles (<see cref="Models.TiledImageEncoder"/>).</summary>
     public int MaxUntiledLatent { get; init; } = 96;
 
-    /// <summary>The side of a decode tile, in latent pixels (64: 512-pixel tiles for SD).</summary>
+    /// <summary>The side of a decode (and encode) tile, in latent pixels (64: 512-pixel tiles for SD).</summary>
     public int DecodeTileLatent { get; init; } = 64;
 
     /// <summary>The overlap between decode tiles: a quarter of a tile, at most 16 latent pixels.</summary>
