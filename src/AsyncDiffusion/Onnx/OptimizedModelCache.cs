@@ -57,7 +57,7 @@ public sealed class OptimizedModelCache(string folder)
         // Weights go beside the graph, as for models over 2 GB; small constants stay inline (with every initializer
         // external, ORT 1.31's entries no longer loaded at all). On the CPU the weights ORT re-lays out for its
         // kernels (pre-packed) are saved too, so a warm load maps them instead of packing them again: sd15's UNet
-        // loads in about two thirds of the time and its packed copies are file pages shared by every session.
+        // loaded 20 % faster and holds 1 GB less private memory (its packed copies are file pages, shared).
         cold.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", DataFile);
         cold.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
         if (SavesPrepackedWeights(settings))
