@@ -52,12 +52,6 @@ public sealed record UNetAttentionComparison(string Size, int Batch, int Rounds,
             ratios.Add(ta / tb);
         }
         return new UNetAttentionComparison($"{width}x{height}", 2, rounds, fused.Model.Load?.FusedAttentions ?? 0,
-            Median(a), Median(b), Median(ratios), ratios.Min(), ratios.Max());
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+            SampleStatistics.Median(a), SampleStatistics.Median(b), SampleStatistics.Median(ratios), ratios.Min(), ratios.Max());
     }
 }

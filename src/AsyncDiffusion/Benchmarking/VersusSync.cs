@@ -15,10 +15,10 @@ public sealed record VersusSyncRound(BenchmarkReport Sync, BenchmarkReport Async
 /// </summary>
 public sealed record VersusSync(IReadOnlyList<VersusSyncRound> Rounds)
 {
-    public double MedianThroughputRatio => Median(Rounds.Select(r => r.ThroughputRatio));
+    public double MedianThroughputRatio => SampleStatistics.Median(Rounds.Select(r => r.ThroughputRatio));
     public double MinThroughputRatio => Rounds.Min(r => r.ThroughputRatio);
     public double MaxThroughputRatio => Rounds.Max(r => r.ThroughputRatio);
-    public double MedianLatencyRatio => Median(Rounds.Select(r => r.LatencyRatio));
+    public double MedianLatencyRatio => SampleStatistics.Median(Rounds.Select(r => r.LatencyRatio));
 
     /// <summary>Pairs reports measured in turns (sync/async in either order within each pair).</summary>
     public static VersusSync From(IReadOnlyList<BenchmarkReport> reports)
@@ -33,12 +33,5 @@ public sealed record VersusSync(IReadOnlyList<VersusSyncRound> Rounds)
                 : throw new ArgumentException($"round {i / 2 + 1} is {a.Mode} and {b.Mode}; expected one sync and one async report.", nameof(reports)));
         }
         return new VersusSync(rounds);
-    }
-
-    internal static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToArray();
-        int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 }
