@@ -44,15 +44,16 @@ public static class ProfileReport
         File.WriteAllText(summary, JsonSerializer.Serialize(new { operators, attention, roofline, probe, memory_timeline = timeline }, Json) + "\n");
         if (quiet) return;
 
-        var ops = new Table().Title("Time by operator type").AddColumns("component", "op type", "calls", "ms", "share", "GFLOP/s");
+        var ops = new Table().Title("Time by operator type").AddColumns("component", "op type", "calls", "ms", "share", "GFLOP/s", "caller waited");
         foreach (var group in operators.GroupBy(o => o.Component))
         {
             foreach (var o in group.Take(8))
                 ops.AddRow(o.Component, o.OpType, o.Calls.ToString(CultureInfo.InvariantCulture), o.Milliseconds.ToString("F1", CultureInfo.InvariantCulture),
-                    o.Share.ToString("P1", CultureInfo.InvariantCulture), o.GFlopPerSecond?.ToString("F0", CultureInfo.InvariantCulture) ?? "");
+                    o.Share.ToString("P1", CultureInfo.InvariantCulture), o.GFlopPerSecond?.ToString("F0", CultureInfo.InvariantCulture) ?? "",
+                    o.WaitMilliseconds > 0 ? o.WaitShare.ToString("P0", CultureInfo.InvariantCulture) : "");
             if (group.Count() > 8)
                 ops.AddRow(group.Key, $"{group.Count() - 8} more", "", group.Skip(8).Sum(o => o.Milliseconds).ToString("F1", CultureInfo.InvariantCulture),
-                    group.Skip(8).Sum(o => o.Share).ToString("P1", CultureInfo.InvariantCulture), "");
+                    group.Skip(8).Sum(o => o.Share).ToString("P1", CultureInfo.InvariantCulture), "", "");
         }
         cli.Console.Write(ops);
         foreach (var a in attention)
@@ -63,12 +64,14 @@ public static class ProfileReport
         {
             var table = new Table().Title(string.Create(CultureInfo.InvariantCulture,
                     $"Against this machine's peak ({probe.PeakGflops:F0} GFLOP/s on {probe.Threads} threads) and per-operator rates (Conv {probe.Conv3x3Gflops:F0}, MatMul {probe.MatMulGflops:F0}, attention {probe.AttentionGflops ?? probe.MatMulGflops:F0}), measured by probe now"))
-                .AddColumns("component", "kernel ms", "GFLOP", "ms at peak", "% of peak roofline", "ms at operator rates", "% of per-operator roofline");
+                .AddColumns("component", "kernel ms", "GFLOP", "ms at peak", "% of peak roofline", "ms at operator rates", "% of per-operator roofline", "caller waited");
             foreach (var r in roofline.Where(r => r.GFlop > 0))
                 table.AddRow(r.Component, r.KernelMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.GFlop.ToString("F1", CultureInfo.InvariantCulture),
                     r.IdealMilliseconds.ToString("F0", CultureInfo.InvariantCulture), r.Percent.ToString("F0", CultureInfo.InvariantCulture),
-                    r.OperatorIdealMilliseconds?.ToString("F0", CultureInfo.InvariantCulture) ?? "", r.OperatorPercent?.ToString("F0", CultureInfo.InvariantCulture) ?? "");
+                    r.OperatorIdealMilliseconds?.ToString("F0", CultureInfo.InvariantCulture) ?? "", r.OperatorPercent?.ToString("F0", CultureInfo.InvariantCulture) ?? "",
+                    r.WaitShare.ToString("P0", CultureInfo.InvariantCulture));
             cli.Console.Write(table);
+            foreach (var line in probe.Findings()) cli.Console.MarkupLine(Markup.Escape(line));
         }
 
         var memory = new Table().Title("Memory timeline").AddColumns("after", "s", "RSS MiB", "peak so far MiB", "managed MiB");

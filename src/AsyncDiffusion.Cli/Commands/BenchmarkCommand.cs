@@ -258,7 +258,7 @@ public static class BenchmarkCommand
         var model = new Option<string?>("--model") { Description = "With --attention: compare this model's whole UNet step, attention as exported against fused, the two taking turns." };
         var size = new Option<string>("--size") { Description = "With --attention --model: the image size (the UNet sees 1/8 of it).", DefaultValueFactory = _ => "256x256" };
         var rounds = new Option<int>("--rounds") { Description = "With --attention --model: rounds of one call each.", DefaultValueFactory = _ => 6 };
-        var command = new Command("probe", "Measure this machine's MatMul and 3x3 Conv GFLOP/s through ONNX Runtime at SD's shapes: the yardstick for '% of peak'.")
+        var command = new Command("probe", "Measure this machine's MatMul, 3x3 Conv and attention GFLOP/s through ONNX Runtime at SD's shapes (the yardstick for '% of peak') and the cores' own FMA ceiling, and say what holds the rates back.")
         {
             threads, json, attention, model, size, rounds,
         };
@@ -292,6 +292,7 @@ public static class BenchmarkCommand
             {
                 cli.Console.MarkupLine($"{Markup.Escape(machine.Cpu)}, {machine.Cores} cores, {string.Join(" ", machine.Isa)}, ONNX Runtime {machine.OnnxRuntime}");
                 cli.Console.MarkupLine($"{probe.Threads} thread(s): MatMul 4096×320·320×1280 [bold]{probe.MatMulGflops:F0} GFLOP/s[/], Conv 3×3 320→320 @64×64 [bold]{probe.Conv3x3Gflops:F0} GFLOP/s[/], fused self-attention 2×4096 tokens×320 [bold]{probe.AttentionGflops:F0} GFLOP/s[/]");
+                foreach (var line in probe.Findings()) cli.Console.MarkupLine(Markup.Escape(line));
             }
             return 0;
         }));
@@ -372,6 +373,7 @@ public static class BenchmarkCommand
         if (r.ColdLoads is { } cold) t.AddRow($"model load ({LoadKind(cold)})", $"{cold.Sum(l => l.Seconds):F1} s{UNetLoad(cold)}");
         t.AddRow("cold first image", $"{r.ColdLatencyMs / 1000:F2} s");
         if (r.Probe is { } probe) t.AddRow($"machine peak ({probe.Threads} thread(s))", $"{probe.PeakGflops:F0} GFLOP/s (MatMul {probe.MatMulGflops:F0}, Conv {probe.Conv3x3Gflops:F0}, attention {probe.AttentionGflops:F0})");
+        if (r.Probe?.Ceiling is { } ceiling) t.AddRow("FMA ceiling", string.Create(CultureInfo.InvariantCulture, $"{ceiling.Gflops:F0} GFLOP/s on {ceiling.Threads} thread(s) ({ceiling.OneThreadGflops:F0} on 1: {ceiling.Scaling:F2} threads' worth)"));
         console.Write(t);
     }
 

@@ -14,6 +14,38 @@ public sealed record ProbeResult(int Threads, double MatMulGflops, double Conv3x
     /// <summary>Fused self-attention (<c>com.microsoft.MultiHeadAttention</c>, 4096 tokens) when measured.</summary>
     public double? AttentionGflops { get; init; }
 
+    /// <summary>The cores' own fp32 FMA rate on these threads, when measured: what the operators' rates are read against.</summary>
+    public FmaCeiling? Ceiling { get; init; }
+
+    /// <summary>
+    /// What the rates say about this machine, a sentence a line: the ceiling, whether the threads
+    /// had a core each, and the share of the ceiling each operator reached. Empty without a ceiling.
+    /// </summary>
+    public IReadOnlyList<string> Findings()
+    {
+        if (Ceiling is not { } c) return [];
+        var lines = new List<string>
+        {
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"fp32 FMA ceiling ({c.VectorBits}-bit, registers only): {c.OneThreadGflops:F0} GFLOP/s on 1 thread, {c.Gflops:F0} on {c.Threads} ({c.Scaling:F2} threads' worth)."),
+        };
+        // The same loop at different moments: a wide spread means something else takes the cores now and then.
+        if (c.LowestGflops > 0 && c.HighestGflops / c.LowestGflops > 1.25)
+            lines.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The ceiling moved between {c.LowestGflops:F0} and {c.HighestGflops:F0} GFLOP/s during the probe: the cores are shared with other work (other processes, or other tenants of a virtual machine), so rates taken at different moments differ by as much; compare runs measured in turns."));
+        // A thread short of a core's worth: the threads share cores, and every multi-threaded rate is lower for it.
+        else if (c.Threads > 1 && c.Scaling < 0.85 * c.Threads)
+            lines.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{c.Threads} threads delivered {c.Scaling:F2} threads' worth of arithmetic: they do not have a core each (hyper-threads of one core, or cores other work takes), so every rate here is lower for it."));
+        if (c.Gflops > 0)
+        {
+            string attention = AttentionGflops is double a ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $", {100 * a / c.Gflops:F0} % with attention") : "";
+            lines.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"ONNX Runtime reached {100 * Conv3x3Gflops / c.Gflops:F0} % of the ceiling with Conv, {100 * MatMulGflops / c.Gflops:F0} % with MatMul{attention}; the rest is memory traffic, packing and the threads waiting for each other."));
+        }
+        return lines;
+    }
+
     /// <summary>
     /// The measured rate of an operator's kind, for the per-operator roofline: convolutions at
     /// Conv's, products with weights at MatMul's, fused attention at attention's (MatMul's when
@@ -36,7 +68,8 @@ public sealed record ProbeResult(int Threads, double MatMulGflops, double Conv3x
 /// network: a lone operator also times the layout changes ONNX Runtime puts around it
 /// (blocked-channel reorders for a convolution) and the threads' start; measured in turns on
 /// the 2-core host, lone operators read 7–38 % under these chains and under the UNet's own
-/// convolutions, which made the roofline look better than it was.
+/// convolutions, which made the roofline look better than it was. Also the cores' own FMA
+/// ceiling (<see cref="FmaCeiling"/>), which says whether a low reading is the machine's or the kernels'.
 /// </summary>
 public static class MachineProbe
 {
@@ -50,7 +83,8 @@ public static class MachineProbe
         // ≈ 43 GFLOP a call: fewer repeats keep the probe within seconds.
         double attention = Measure(settings, BuildAttention(), "x", [2, 4096, 320],
             OperatorProfile.Flops("MultiHeadAttention", [[2, 4096, 320]], [[2, 4096, 320]]), Math.Max(1, repeats / 2));
-        return new ProbeResult(threads > 0 ? threads : Environment.ProcessorCount, matmul, conv) { AttentionGflops = attention };
+        int used = threads > 0 ? threads : Environment.ProcessorCount;
+        return new ProbeResult(used, matmul, conv) { AttentionGflops = attention, Ceiling = FmaCeiling.Measure(used, Math.Max(1, (repeats + 1) / 2)) };
     }
 
     private static double Measure(SessionSettings settings, byte[] model, string input, long[] shape, double flops, int repeats)

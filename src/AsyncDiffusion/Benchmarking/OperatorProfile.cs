@@ -7,6 +7,15 @@ public sealed record OperatorTime(string Component, string OpType, int Calls, do
 {
     /// <summary>Achieved GFLOP/s, for operators whose FLOPs are counted (Conv, MatMul, Gemm, fused MatMul/attention); else null.</summary>
     public double? GFlopPerSecond => GFlop > 0 && Milliseconds > 0 ? GFlop / (Milliseconds / 1000) : null;
+
+    /// <summary>
+    /// Of <see cref="Milliseconds"/>, the time the calling thread had finished its share of each
+    /// call and waited for the pool's other threads (ONNX Runtime's thread statistics): time a
+    /// statically split kernel loses when one thread runs slower than the others.
+    /// </summary>
+    public double WaitMilliseconds { get; init; }
+
+    public double WaitShare => Milliseconds > 0 ? WaitMilliseconds / Milliseconds : 0;
 }
 
 /// <summary>
@@ -28,6 +37,11 @@ public sealed record RooflineShare(string Component, double KernelMilliseconds, 
 {
     public double IdealMilliseconds => GFlop / PeakGflops * 1000;
     public double Percent => KernelMilliseconds > 0 ? 100 * IdealMilliseconds / KernelMilliseconds : 0;
+
+    /// <summary>Of the kernel time, how long the calling thread waited for the pool's other threads (see <see cref="OperatorTime.WaitMilliseconds"/>).</summary>
+    public double WaitMilliseconds { get; init; }
+
+    public double WaitShare => KernelMilliseconds > 0 ? WaitMilliseconds / KernelMilliseconds : 0;
 
     /// <summary>Each operator's FLOPs at its kind's measured rate, summed; null without the rates.</summary>
     public double? OperatorIdealMilliseconds { get; init; }
@@ -51,7 +65,7 @@ public static class OperatorProfile
         var attention = new List<AttentionTime>();
         foreach (var (component, file) in profiles)
         {
-            var byOp = new Dictionary<string, (int Calls, double Us, double Flop)>(StringComparer.Ordinal);
+            var byOp = new Dictionary<string, (int Calls, double Us, double Flop, double WaitUs)>(StringComparer.Ordinal);
             int attentionCalls = 0;
             double attentionUs = 0;
             using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
@@ -64,8 +78,8 @@ public static class OperatorProfile
                 double us = e.TryGetProperty("dur", out var dur) ? dur.GetDouble() : 0;
                 var inputs = Shapes(args, "input_type_shape");
                 double flop = Flops(op, inputs, Shapes(args, "output_type_shape"));
-                var (calls, total, flops) = byOp.GetValueOrDefault(op);
-                byOp[op] = (calls + 1, total + us, flops + flop);
+                var (calls, total, flops, waits) = byOp.GetValueOrDefault(op);
+                byOp[op] = (calls + 1, total + us, flops + flop, waits + CallerWait(args));
                 if (IsAttention(op, inputs))
                 {
                     attentionCalls++;
@@ -74,7 +88,7 @@ public static class OperatorProfile
             }
             double componentUs = byOp.Values.Sum(v => v.Us);
             rows.AddRange(byOp.Select(kv => new OperatorTime(component, kv.Key, kv.Value.Calls, kv.Value.Us / 1000,
-                componentUs > 0 ? kv.Value.Us / componentUs : 0, kv.Value.Flop / 1e9)));
+                componentUs > 0 ? kv.Value.Us / componentUs : 0, kv.Value.Flop / 1e9) { WaitMilliseconds = kv.Value.WaitUs / 1000 }));
             if (attentionCalls > 0) attention.Add(new AttentionTime(component, attentionCalls, attentionUs / 1000, componentUs > 0 ? attentionUs / componentUs : 0));
         }
         return (rows.OrderBy(r => r.Component, StringComparer.Ordinal).ThenByDescending(r => r.Milliseconds).ToArray(), attention);
@@ -86,6 +100,7 @@ public static class OperatorProfile
             .Select(g => new RooflineShare(g.Key, g.Sum(o => o.Milliseconds), g.Sum(o => o.GFlop), probe.PeakGflops)
             {
                 OperatorIdealMilliseconds = g.Sum(o => o.GFlop / probe.RateFor(o.OpType) * 1000),
+                WaitMilliseconds = g.Sum(o => o.WaitMilliseconds),
             })
             .ToArray();
 
@@ -95,6 +110,18 @@ public static class OperatorProfile
         "MatMul" or "FusedMatMul" => inputs.Count >= 2 && inputs[0].Length >= 3 && inputs[1].Length >= 3,
         _ => false,
     };
+
+    /// <summary>
+    /// Microseconds the calling thread spent waiting for the pool's other threads in one call:
+    /// <c>thread_scheduling_stats.main_thread.Wait</c>, which ONNX Runtime records with each
+    /// parallel kernel (absent for kernels that ran on the calling thread alone).
+    /// </summary>
+    private static double CallerWait(JsonElement args) =>
+        args.TryGetProperty("thread_scheduling_stats", out var stats) && stats.ValueKind == JsonValueKind.Object
+        && stats.TryGetProperty("main_thread", out var main) && main.ValueKind == JsonValueKind.Object
+        && main.TryGetProperty("Wait", out var wait) && wait.ValueKind == JsonValueKind.Number
+            ? wait.GetDouble()
+            : 0;
 
     private static List<long[]> Shapes(JsonElement args, string property)
     {

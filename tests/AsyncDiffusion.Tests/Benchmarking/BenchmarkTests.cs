@@ -62,6 +62,55 @@ public class BenchmarkTests
         for (int i = 1; i < products.Count; i++) Assert.Equal(products[i - 1].Output[0], products[i].Input[0]);
     }
 
+    // The ceiling's loop must do every multiply-add it counts: the same recurrence in scalar FMAs gives each lane's value.
+    [Fact]
+    public void TheFmaCeilingsLoopDoesEveryMultiplyAddItCounts()
+    {
+        static float Scalar(long n)
+        {
+            float a = 1f;
+            for (long i = 0; i < n; i++) a = MathF.FusedMultiplyAdd(a, FmaCeiling.Factor, FmaCeiling.Addend);
+            return a;
+        }
+        int lanes = FmaCeiling.VectorBitsHere / 32 * FmaCeiling.Accumulators;
+        foreach (long n in new long[] { 0, 1_000, 200_000 })
+            Assert.Equal(lanes * Scalar(n), FmaCeiling.Kernel(n), lanes * Scalar(n) * 1e-5f);
+        Assert.True(Scalar(200_000) < Scalar(1_000) - 1e-3f); // the iterations move the value: a skipped loop would show
+    }
+
+    [Fact]
+    public void TheFmaCeilingTimesOneThreadAndAllTogether()
+    {
+        var ceiling = FmaCeiling.Measure(2, rounds: 2);
+        Assert.Equal(2, ceiling.Threads);
+        Assert.Equal(FmaCeiling.VectorBitsHere, ceiling.VectorBits);
+        Assert.True(ceiling.OneThreadGflops > 0 && ceiling.Gflops > 0);
+        Assert.InRange(ceiling.Gflops, ceiling.LowestGflops, ceiling.HighestGflops);
+        Assert.Throws<ArgumentOutOfRangeException>(() => FmaCeiling.Measure(0));
+    }
+
+    [Fact]
+    public void TheProbeSaysWhetherTheMachineOrTheKernelsHoldTheRatesBack()
+    {
+        var probe = new ProbeResult(2, MatMulGflops: 150, Conv3x3Gflops: 200) { AttentionGflops = 100 };
+        Assert.Empty(probe.Findings());
+
+        // Steady, a core per thread: only the ceiling and each operator's share of it.
+        var steady = probe with { Ceiling = new FmaCeiling(2, 512, 130, 250) { LowestGflops = 240, HighestGflops = 260 } };
+        var lines = steady.Findings();
+        Assert.Equal(2, lines.Count);
+        Assert.Contains("130 GFLOP/s on 1 thread, 250 on 2", lines[0]);
+        Assert.Contains("80 % of the ceiling with Conv, 60 % with MatMul, 40 % with attention", lines[1]);
+
+        // Threads short of a core each.
+        var shared = probe with { Ceiling = new FmaCeiling(2, 512, 130, 150) { LowestGflops = 145, HighestGflops = 155 } };
+        Assert.Contains(shared.Findings(), l => l.Contains("1.15 threads' worth") && l.Contains("do not have a core each"));
+
+        // The same loop moving by more than a quarter between rounds: a busy, shared host.
+        var busy = probe with { Ceiling = new FmaCeiling(2, 512, 130, 250) { LowestGflops = 150, HighestGflops = 300 } };
+        Assert.Contains(busy.Findings(), l => l.Contains("moved between 150 and 300 GFLOP/s"));
+    }
+
     [Fact]
     public void TunerStartsAtTheLatencyConfigurationAndSaysWhyItStopped()
     {

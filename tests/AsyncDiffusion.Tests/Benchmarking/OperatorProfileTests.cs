@@ -41,6 +41,33 @@ public class OperatorProfileTests
         Assert.Equal(1.55, operators.Single(o => o.OpType == "MatMul").Milliseconds, 6); // all three MatMuls, linear or not
     }
 
+    // ONNX Runtime records, with each parallel kernel, how long the calling thread waited for the pool's other
+    // threads after finishing its own share: the cost of a static split when one core runs slower.
+    [Fact]
+    public void TheCallingThreadsWaitIsSummedPerOperatorAndComponent()
+    {
+        using var dir = new TempFolder();
+        static string Event(string op, double us, string stats) =>
+            $$$"""{"cat": "Node", "name": "{{{op}}}_kernel_time", "dur": {{{us}}}, "args": {"op_name": "{{{op}}}", "input_type_shape": [{"float": [2, 320, 32, 32]}, {"float": [320, 320, 3, 3]}], "output_type_shape": [{"float": [2, 320, 32, 32]}]{{{stats}}}}}""";
+        static string Stats(double run, double wait) =>
+            $$$$""", "thread_scheduling_stats": {"main_thread": {"thread_pool_name": "session-1-intra-op", "block_size": [1], "core": 0, "Distribution": 0, "DistributionEnqueue": 0, "Run": {{{{run}}}}, "Wait": {{{{wait}}}}, "WaitRevoke": 0}, "sub_threads": {"1": {"num_run": 3, "core": 1}}}""";
+        string trace = "[" + string.Join(",",
+            Event("Conv", 1000, Stats(800, 200)),
+            Event("Conv", 1000, Stats(700, 300)),
+            Event("Add", 100, ""),                 // ran on the calling thread alone: no statistics, no wait
+            Event("MatMul", 400, Stats(300, 100))) + "]";
+        string file = dir.File("unet-profile.json", trace);
+
+        var operators = OperatorProfile.Summarize([("unet", file)]);
+        var conv = operators.Single(o => o.OpType == "Conv");
+        Assert.Equal(0.5, conv.WaitMilliseconds, 6);
+        Assert.Equal(0.25, conv.WaitShare, 6);
+        Assert.Equal(0, operators.Single(o => o.OpType == "Add").WaitMilliseconds);
+        var unet = Assert.Single(OperatorProfile.Roofline(operators, new ProbeResult(2, 100, 100)));
+        Assert.Equal(0.6, unet.WaitMilliseconds, 6);
+        Assert.Equal(0.6 / 2.5, unet.WaitShare, 6);
+    }
+
     [Fact]
     public void TheRooflineIsTheCountedFlopsAtPeakAgainstAllKernelTime()
     {
