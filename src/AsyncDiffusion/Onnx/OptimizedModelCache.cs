@@ -11,11 +11,14 @@ namespace AsyncDiffusion.Onnx;
 /// file and its external data (path, size, modification time), the ONNX Runtime version, the
 /// CPU's instruction sets (the optimised graph may use layouts chosen for them) and the session
 /// settings that shape the graph; any change makes a new entry. Entries are written to a
-/// temporary folder and moved into place complete, so a crash never leaves a half entry.
+/// temporary folder and moved into place complete, so a crash never leaves a half entry. A new
+/// entry replaces the ones made earlier for the same model file, settings and CPU (the file
+/// changed, ONNX Runtime was upgraded, or the saved form did): no load can hit those again, and
+/// SD 1.5's take 5–6 GB each.
 /// </summary>
 public sealed class OptimizedModelCache(string folder)
 {
-    private const string ModelFile = "model.onnx", DataFile = "model.onnx.data";
+    private const string ModelFile = "model.onnx", DataFile = "model.onnx.data", SourceFile = "source.txt";
 
     public string Folder { get; } = folder;
 
@@ -83,14 +86,18 @@ public sealed class OptimizedModelCache(string folder)
             TryDelete(temporary); // not known to be safe to map: this start goes on uncached, the next one tries again
             return session;
         }
+        string origin = Source(path, settings);
         try
         {
+            File.WriteAllText(System.IO.Path.Combine(temporary, SourceFile), origin);
             Directory.Move(temporary, entry);
         }
         catch (IOException)
         {
             TryDelete(temporary); // another process saved the same entry first
+            return session;
         }
+        EvictSuperseded(entry, origin);
         return session;
     }
 
@@ -112,6 +119,35 @@ public sealed class OptimizedModelCache(string folder)
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..24];
         string name = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(full)) is { Length: > 0 } component ? component : "model";
         return $"{name}-{hash}";
+    }
+
+    /// <summary>
+    /// What an entry was made for, apart from the versions in its key: the model file, the
+    /// settings that shape the graph and the CPU. Entries with the same source and another key
+    /// are superseded. (The CPU is here so that machines sharing one cache folder keep their own.)
+    /// </summary>
+    internal static string Source(string path, SessionSettings settings) =>
+        $"{System.IO.Path.GetFullPath(path)}\n{settings.Optimization}|{settings.ExecutionProvider.Trim().ToLowerInvariant()}|{(settings.FuseAttention ? "fused attention" : "attention as exported")}\n" +
+        $"{Avx2.IsSupported}{Fma.IsSupported}{Avx512F.IsSupported}{Avx512BW.IsSupported}{Avx512Vbmi.IsSupported}{AvxVnni.IsSupported}{System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported}\n";
+
+    /// <summary>
+    /// Deletes the entries made for <paramref name="source"/> under other keys. Entries of older
+    /// versions without a source file are left alone (their model is not known). On Linux a
+    /// process still mapping a deleted entry keeps its pages; elsewhere the delete fails and is skipped.
+    /// </summary>
+    private void EvictSuperseded(string entry, string source)
+    {
+        foreach (var other in Directory.GetDirectories(Folder))
+        {
+            if (other == entry || other.Contains(".tmp-", StringComparison.Ordinal)) continue;
+            string file = System.IO.Path.Combine(other, SourceFile);
+            try
+            {
+                if (File.Exists(file) && File.ReadAllText(file) == source) TryDelete(other);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
     }
 
     // Pre-packing is the CPU provider's; other providers keep their weights their own way.

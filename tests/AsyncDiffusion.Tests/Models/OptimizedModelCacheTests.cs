@@ -51,6 +51,42 @@ public class OptimizedModelCacheTests
         Assert.Equal(touched, OptimizedModelCache.Key(file, new SessionSettings { IntraOpThreads = 1 })); // threads do not change the graph
     }
 
+    // A changed model file (or a new ONNX Runtime, or a new saved form) makes a new entry; the old one can never be hit
+    // again and is deleted when the new one is saved. Entries for other settings, and entries without a recorded
+    // source (made by older versions), are kept.
+    [Fact]
+    public void ANewEntryReplacesTheOneMadeForTheSameFileAndSettings()
+    {
+        using var cache = new TempFolder();
+        using var model = new TempFolder();
+        ModelFolderTests.CopyFolder(TinyModels.Folder("optimum"), model.Path);
+        string unetFolder = Path.Combine(model.Path, "unet");
+        string file = Path.Combine(unetFolder, "model.onnx");
+        var settings = new SessionSettings { OptimizedModelCache = cache.Path };
+        var unfused = settings with { FuseAttention = false };
+        string legacy = Directory.CreateDirectory(Path.Combine(cache.Path, "unet-000000000000000000000000")).FullName;
+        File.WriteAllText(Path.Combine(legacy, "model.onnx"), "an entry of an older version");
+
+        using (UNet.Load(unetFolder, settings)) { }
+        using (UNet.Load(unetFolder, unfused)) { }
+        string first = Path.Combine(cache.Path, OptimizedModelCache.Key(file, settings));
+        string other = Path.Combine(cache.Path, OptimizedModelCache.Key(file, unfused));
+        Assert.Equal(OptimizedModelCache.Source(file, settings), File.ReadAllText(Path.Combine(first, "source.txt")));
+        Assert.Equal(3, Directory.GetDirectories(cache.Path).Length);
+
+        File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(1)); // the model changed
+        float[] after;
+        using (var unet = UNet.Load(unetFolder, settings)) after = Predict(unet);
+        string second = Path.Combine(cache.Path, OptimizedModelCache.Key(file, settings));
+        Assert.NotEqual(first, second);
+        Assert.False(Directory.Exists(first));
+        Assert.True(Directory.Exists(second) && Directory.Exists(other) && Directory.Exists(legacy));
+        Assert.Equal(3, Directory.GetDirectories(cache.Path).Length);
+        float[] warm;
+        using (var unet = UNet.Load(unetFolder, settings)) warm = Predict(unet);
+        for (int i = 0; i < after.Length; i++) Assert.Equal(after[i], warm[i], 1e-5f); // the new entry loads warm and computes the same
+    }
+
     // Every component of a model, loaded cold (optimised and saved) and then warm from its entry, computes what the
     // uncached session computes, and the warm load really is a cache hit (a failing entry is silently rebuilt).
     [Theory]
