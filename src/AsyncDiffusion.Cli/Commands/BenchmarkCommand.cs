@@ -255,29 +255,39 @@ public static class BenchmarkCommand
         var threads = new Option<int>("--threads") { Description = "Threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var attention = new Option<bool>("--attention") { Description = "Also time attention at SD 1.5's shapes as exported, as fused MultiHeadAttention and as packed Attention." };
-        var model = new Option<string?>("--model") { Description = "With --attention: compare this model's whole UNet step, attention as exported against fused, the two taking turns." };
-        var size = new Option<string>("--size") { Description = "With --attention --model: the image size (the UNet sees 1/8 of it).", DefaultValueFactory = _ => "256x256" };
-        var rounds = new Option<int>("--rounds") { Description = "With --attention --model: rounds of one call each.", DefaultValueFactory = _ => 6 };
+        var roofline = new Option<bool>("--roofline") { Description = "With --model: time the model's UNet step against the per-operator roofline, the probe's chains timed around each call." };
+        var model = new Option<string?>("--model") { Description = "With --attention: compare this model's whole UNet step, attention as exported against fused, the two taking turns. With --roofline: the model whose UNet step is measured." };
+        var size = new Option<string>("--size") { Description = "With --model: the image size (the UNet sees 1/8 of it).", DefaultValueFactory = _ => "256x256" };
+        var rounds = new Option<int>("--rounds") { Description = "With --model: rounds of one UNet call each.", DefaultValueFactory = _ => 6 };
         var command = new Command("probe", "Measure this machine's MatMul, 3x3 Conv and attention GFLOP/s through ONNX Runtime at SD's shapes (the yardstick for '% of peak') and the cores' own FMA ceiling, and say what holds the rates back.")
         {
-            threads, json, attention, model, size, rounds,
+            threads, json, attention, roofline, model, size, rounds,
         };
         command.SetAction(parse => cli.Guard(() =>
         {
             if (parse.GetValue(model) is { } folder)
             {
-                if (!parse.GetValue(attention)) throw new AsyncDiffusionException("--model is for --attention (compare a model's UNet step with fused and exported attention).");
+                if (parse.GetValue(attention) == parse.GetValue(roofline))
+                    throw new AsyncDiffusionException("--model goes with either --attention (the UNet step with fused against exported attention) or --roofline (the UNet step against the per-operator roofline).");
                 var (w, h) = GenerateCommand.ParseSize(parse.GetValue(size), null, null);
                 if (!File.Exists(Path.Combine(folder, "unet", "model.onnx"))) throw new AsyncDiffusionException($"--model '{folder}' has no unet/model.onnx; expected a diffusers-ONNX model folder.");
                 if (w is not int width || h is not int height || width % 64 != 0 || height % 64 != 0 || width <= 0 || height <= 0)
                     throw new AsyncDiffusionException($"--size '{parse.GetValue(size)}' must be WIDTHxHEIGHT in multiples of 64, e.g. 256x256.");
-                var comparison = UNetAttentionComparison.Run(folder, width, height,
-                    new Onnx.SessionSettings { IntraOpThreads = parse.GetValue(threads), OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder }, Positive(parse.GetValue(rounds), "--rounds"));
+                var sessionSettings = new Onnx.SessionSettings { IntraOpThreads = parse.GetValue(threads), OptimizedModelCache = Onnx.OptimizedModelCache.DefaultFolder };
+                if (parse.GetValue(roofline))
+                {
+                    var measured = UNetRoofline.Run(folder, width, height, sessionSettings, Positive(parse.GetValue(rounds), "--rounds"));
+                    if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(measured, new JsonSerializerOptions { WriteIndented = true }));
+                    else WriteRoofline(cli.Console, measured);
+                    return 0;
+                }
+                var comparison = UNetAttentionComparison.Run(folder, width, height, sessionSettings, Positive(parse.GetValue(rounds), "--rounds"));
                 if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(comparison, new JsonSerializerOptions { WriteIndented = true }));
                 else cli.Console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                     $"UNet step, {comparison.Size}, batch 2, {comparison.Rounds} rounds taking turns: as exported [bold]{comparison.ExportedMedianMs:F0} ms[/], fused ({comparison.FusedAttentions} attentions) [bold]{comparison.FusedMedianMs:F0} ms[/] (medians); ratio median [bold]{comparison.MedianRatio:F3}×[/], range {comparison.LowestRatio:F3}–{comparison.HighestRatio:F3}×"));
                 return 0;
             }
+            if (parse.GetValue(roofline)) throw new AsyncDiffusionException("--roofline needs --model: the diffusers-ONNX model folder whose UNet step is measured.");
             if (parse.GetValue(attention))
             {
                 var timings = AttentionProbe.Run(parse.GetValue(threads));
@@ -297,6 +307,24 @@ public static class BenchmarkCommand
             return 0;
         }));
         return command;
+    }
+
+    private static void WriteRoofline(IAnsiConsole console, UNetRoofline r)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title(string.Create(CultureInfo.InvariantCulture,
+                $"[bold]UNet step {r.Size}, batch {r.Batch}: {r.ConvGFlop:F0} GFLOP conv, {r.MatMulGFlop - r.AttentionGFlop:F0} linear, {r.AttentionGFlop:F0} attention[/]"))
+            .AddColumn("round").AddColumn(new TableColumn("call ms").RightAligned()).AddColumn(new TableColumn("Conv / MatMul / attention GFLOP/s around it").RightAligned())
+            .AddColumn(new TableColumn("ms at those rates").RightAligned()).AddColumn(new TableColumn("% of per-operator roofline").RightAligned());
+        for (int i = 0; i < r.Rounds.Count; i++)
+        {
+            var x = r.Rounds[i];
+            t.AddRow((i + 1).ToString(CultureInfo.InvariantCulture), x.CallMilliseconds.ToString("F0", CultureInfo.InvariantCulture),
+                string.Create(CultureInfo.InvariantCulture, $"{x.ConvGflops:F0} / {x.MatMulGflops:F0} / {x.AttentionGflops:F0}"),
+                x.IdealMilliseconds.ToString("F0", CultureInfo.InvariantCulture), x.Percent.ToString("F0", CultureInfo.InvariantCulture));
+        }
+        console.Write(t);
+        console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+            $"Per-operator roofline, whole call: median [bold]{r.MedianPercent:F0} %[/] (range {r.LowestPercent:F0}–{r.HighestPercent:F0} %), median call {r.MedianCallMilliseconds:F0} ms"));
     }
 
     private static void WriteAttention(IAnsiConsole console, IReadOnlyList<AttentionTiming> timings)

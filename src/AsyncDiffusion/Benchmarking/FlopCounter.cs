@@ -13,6 +13,9 @@ public sealed record FlopCount(double Conv, double MatMul, double Gemm, int Node
 {
     public double Total => Conv + MatMul + Gemm;
     public double GFlop => Total / 1e9;
+
+    /// <summary>Of <see cref="MatMul"/>, the products of two activations (attention's Q·Kᵀ and P·V), which run as fused attention once rewritten.</summary>
+    public double Attention { get; init; }
 }
 
 /// <summary>
@@ -42,8 +45,10 @@ public static class FlopCounter
         }
         foreach (var (name, shape) in inputShapes) shapes[name] = shape;
 
-        double conv = 0, matmul = 0, gemm = 0, int8 = 0;
+        double conv = 0, matmul = 0, gemm = 0, int8 = 0, attention = 0;
         int unresolved = 0;
+        var constants = new HashSet<string>(graph.Initializer.Select(t => t.Name), StringComparer.Ordinal);
+        constants.UnionWith(graph.Node.Where(n => n.OpType == "Constant").SelectMany(n => n.Output));
         foreach (var node in graph.Node)
         {
             try
@@ -76,6 +81,7 @@ public static class FlopCounter
                     double m = 2.0 * Product(y) * a[^1];
                     matmul += m;
                     if (node.OpType == "DynamicQuantizeMatMul") int8 += m;
+                    else if (!constants.Contains(node.Input[0]) && !constants.Contains(node.Input[1])) attention += m;
                     break;
                 default:
                     bool transA = Attr(node, "transA") == 1;
@@ -83,7 +89,7 @@ public static class FlopCounter
                     break;
             }
         }
-        return new FlopCount(conv, matmul, gemm, graph.Node.Count, unresolved, int8);
+        return new FlopCount(conv, matmul, gemm, graph.Node.Count, unresolved, int8) { Attention = attention };
     }
 
     private static void Infer(NodeProto n, Dictionary<string, long[]> s, Dictionary<string, long[]> v, Dictionary<string, float[]> f)

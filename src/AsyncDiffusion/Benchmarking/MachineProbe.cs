@@ -77,31 +77,15 @@ public static class MachineProbe
 
     public static ProbeResult Run(int threads, int repeats = 7)
     {
-        var settings = new SessionSettings { IntraOpThreads = threads, AllowSpinning = true };
-        double matmul = Measure(settings, BuildMatMul(), "a", [4096, 320], Chain * 2.0 * 4096 * 320 * 1280, repeats);
-        double conv = Measure(settings, BuildConv(), "x", [1, 320, 64, 64], Chain * 2.0 * 320 * 64 * 64 * 320 * 9, repeats);
-        // ≈ 43 GFLOP a call: fewer repeats keep the probe within seconds.
-        double attention = Measure(settings, BuildAttention(), "x", [2, 4096, 320],
-            OperatorProfile.Flops("MultiHeadAttention", [[2, 4096, 320]], [[2, 4096, 320]]), Math.Max(1, repeats / 2));
+        using var chains = new ProbeChains(threads);
+        chains.TimeOnce();
+        var rounds = Enumerable.Range(0, repeats).Select(_ => chains.TimeOnce()).ToArray();
         int used = threads > 0 ? threads : Environment.ProcessorCount;
-        return new ProbeResult(used, matmul, conv) { AttentionGflops = attention, Ceiling = FmaCeiling.Measure(used, Math.Max(1, (repeats + 1) / 2)) };
-    }
-
-    private static double Measure(SessionSettings settings, byte[] model, string input, long[] shape, double flops, int repeats)
-    {
-        using var onnx = OnnxModel.FromBytes(model, "probe", settings);
-        var data = new float[shape.Aggregate(1L, (a, b) => a * b)];
-        for (int i = 0; i < data.Length; i++) data[i] = (i % 17) * 0.01f;
-        var times = new List<double>();
-        for (int r = 0; r < repeats + 2; r++)
+        return new ProbeResult(used, SampleStatistics.Median(rounds.Select(r => r.MatMulGflops)), SampleStatistics.Median(rounds.Select(r => r.Conv3x3Gflops)))
         {
-            using var value = Tensors.Float(data, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float);
-            var clock = Stopwatch.StartNew();
-            using (onnx.Run([input], [value], [onnx.OutputNames[0]])) { }
-            if (r >= 2) times.Add(clock.Elapsed.TotalSeconds);
-        }
-        times.Sort();
-        return flops / times[times.Count / 2] / 1e9;
+            AttentionGflops = SampleStatistics.Median(rounds.Select(r => r.AttentionGflops ?? 0)),
+            Ceiling = FmaCeiling.Measure(used, Math.Max(1, (repeats + 1) / 2)),
+        };
     }
 
     internal static byte[] BuildMatMul()
@@ -114,7 +98,7 @@ public static class MachineProbe
         return g.ToBytes("asyncdiffusion-probe");
     }
 
-    private static byte[] BuildAttention()
+    internal static byte[] BuildAttention()
     {
         using var g = new OnnxGraphBuilder("probe_attention", new SeededWeights(1), half: false);
         var x = g.Input("x", global::Onnx.TensorProto.Types.DataType.Float, 2, 4096, 320);
@@ -133,5 +117,60 @@ public static class MachineProbe
         for (int i = 0; i < Chain; i++) y = layers.Conv(y, $"conv{i}", 320, 320, 3);
         g.Output("y", y, global::Onnx.TensorProto.Types.DataType.Float, 1, 320, 64, 64);
         return g.ToBytes("asyncdiffusion-probe");
+    }
+}
+
+/// <summary>
+/// The probe's three chains (MatMul, Conv, fused attention) loaded once, so they can be timed
+/// again and again between other work: one round times each once and gives its rates.
+/// </summary>
+internal sealed class ProbeChains : IDisposable
+{
+    private readonly List<(OnnxModel Model, string Input, long[] Shape, float[] Data, double Flops)> _chains = [];
+    private readonly int _threads;
+
+    public ProbeChains(int threads)
+    {
+        _threads = threads > 0 ? threads : Environment.ProcessorCount;
+        var settings = new SessionSettings { IntraOpThreads = threads, AllowSpinning = true };
+        try
+        {
+            Add(settings, MachineProbe.BuildMatMul(), "a", [4096, 320], MachineProbe.Chain * 2.0 * 4096 * 320 * 1280);
+            Add(settings, MachineProbe.BuildConv(), "x", [1, 320, 64, 64], MachineProbe.Chain * 2.0 * 320 * 64 * 64 * 320 * 9);
+            Add(settings, MachineProbe.BuildAttention(), "x", [2, 4096, 320], OperatorProfile.Flops("MultiHeadAttention", [[2, 4096, 320]], [[2, 4096, 320]]));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    private void Add(SessionSettings settings, byte[] model, string input, long[] shape, double flops)
+    {
+        var data = new float[shape.Aggregate(1L, (a, b) => a * b)];
+        for (int i = 0; i < data.Length; i++) data[i] = (i % 17) * 0.01f;
+        _chains.Add((OnnxModel.FromBytes(model, "probe", settings), input, shape, data, flops));
+    }
+
+    /// <summary>Each chain timed once: MatMul, Conv and attention rates of this moment.</summary>
+    public ProbeResult TimeOnce()
+    {
+        var rates = new double[_chains.Count];
+        for (int i = 0; i < _chains.Count; i++)
+        {
+            var (model, input, shape, data, flops) = _chains[i];
+            using var value = Tensors.Float(data, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float);
+            var clock = Stopwatch.StartNew();
+            using (model.Run([input], [value], [model.OutputNames[0]])) { }
+            rates[i] = flops / clock.Elapsed.TotalSeconds / 1e9;
+        }
+        return new ProbeResult(_threads, rates[0], rates[1]) { AttentionGflops = rates[2] };
+    }
+
+    public void Dispose()
+    {
+        foreach (var chain in _chains) chain.Model.Dispose();
+        _chains.Clear();
     }
 }

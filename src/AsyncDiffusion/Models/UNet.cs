@@ -41,6 +41,17 @@ public sealed class UNet : ModelComponent
 
     public int? CrossAttentionDim { get; }
 
+    /// <summary>The graph's names for sample, timestep and text states, in that order.</summary>
+    internal IReadOnlyList<string> InputsInOrder => [_sample, _timestep, _context];
+
+    /// <summary>The timestep tensor's shape for a call of <paramref name="batch"/> items.</summary>
+    internal long[] TimestepShape(int batch) => Timestep switch
+    {
+        TimestepKind.FloatScalar => [],
+        TimestepKind.FloatShared => [1],
+        _ => [batch],
+    };
+
     /// <summary>Whether batch items may have different timesteps (needed to batch steps of different requests).</summary>
     public bool AcceptsPerItemTimesteps => Timestep is TimestepKind.Int64PerItem or TimestepKind.FloatPerItem;
 
@@ -119,7 +130,7 @@ public sealed class UNet : ModelComponent
 
         var t = new float[Timestep is TimestepKind.Int64PerItem or TimestepKind.FloatPerItem ? batch : 1];
         for (int i = 0; i < t.Length; i++) t[i] = (float)timesteps[i];
-        long[] tShape = Timestep == TimestepKind.FloatScalar ? [] : [t.Length];
+        long[] tShape = TimestepShape(batch);
 
         var inputs = new[]
         {

@@ -112,6 +112,29 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void TheRooflineTakesEachKindOfFlopsAtItsOwnRate()
+    {
+        var r = new UNetRoofline("512x512", 2, ConvGFlop: 800, MatMulGFlop: 600, AttentionGFlop: 200, []);
+        // conv 800 at 200, linear 400 at 100, attention 200 at 50: 4 + 4 + 4 s
+        Assert.Equal(12_000, r.IdealMilliseconds(200, 100, 50), 6);
+        Assert.Equal(80, new RooflineRound(15_000, 12_000, 200, 100, 50).Percent, 6);
+    }
+
+    // A whole UNet call of a real model folder against the probe's chains timed around it, in turns.
+    [Fact]
+    public void TheUNetStepIsTimedAgainstTheRatesAroundIt()
+    {
+        var r = UNetRoofline.Run(TinyModels.Folder("optimum"), 64, 64, new Onnx.SessionSettings { IntraOpThreads = 1 }, rounds: 1);
+        Assert.Equal("64x64", r.Size);
+        Assert.True(r.ConvGFlop > 0 && r.MatMulGFlop > r.AttentionGFlop && r.AttentionGFlop > 0);
+        var round = Assert.Single(r.Rounds);
+        Assert.True(round.CallMilliseconds > 0 && round.ConvGflops > 0 && round.MatMulGflops > 0 && round.AttentionGflops > 0);
+        Assert.Equal(r.IdealMilliseconds(round.ConvGflops, round.MatMulGflops, round.AttentionGflops), round.IdealMilliseconds, 6);
+        Assert.Equal(round.Percent, r.MedianPercent, 6);
+        Assert.Throws<ArgumentOutOfRangeException>(() => UNetRoofline.Run(TinyModels.Folder("optimum"), 64, 64, Onnx.SessionSettings.Default, rounds: 0));
+    }
+
+    [Fact]
     public void TunerStartsAtTheLatencyConfigurationAndSaysWhyItStopped()
     {
         var result = Tuner.Run(Settings(), latencyCapMs: 60_000, maxStreams: 2, maxBatch: 2);

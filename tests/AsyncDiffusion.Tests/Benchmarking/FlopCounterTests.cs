@@ -17,6 +17,9 @@ public class FlopCounterTests
         Assert.Equal(0, count.Unresolved);
         Assert.InRange(count.GFlop, 801, 805);
         Assert.InRange(FlopCounter.Count(graph, UNetInputs(32, 768)).GFlop, 179, 181);
+        // Of its MatMuls, attention's products of two activations: self-attention 122 and cross-attention 4 GFLOP.
+        Assert.InRange(count.Attention / 1e9, 125, 127);
+        Assert.InRange((count.MatMul - count.Attention) / 1e9, 232, 235); // linear layers 233
     }
 
     [Fact]

@@ -61,6 +61,8 @@ public class GenerateCommandTests
         var roofline = doc.RootElement.GetProperty("roofline").EnumerateArray().Single(r => r.GetProperty("component").GetString() == "unet");
         Assert.True(roofline.GetProperty("percent").GetDouble() > 0);
         Assert.True(doc.RootElement.GetProperty("probe").GetProperty("peak_gflops").GetDouble() > 0);
+        Assert.True(doc.RootElement.GetProperty("probe").GetProperty("ceiling").GetProperty("gflops").GetDouble() > 0);
+        Assert.True(roofline.GetProperty("wait_milliseconds").GetDouble() >= 0);
         var stages = doc.RootElement.GetProperty("memory_timeline").EnumerateArray().Select(m => m.GetProperty("stage").GetString()).ToList();
         Assert.Equal(["start", "model loaded", "prompt encoded", "image 1 step 1/2", "image 1 step 2/2", "image 1 decoded"], stages);
     }
