@@ -78,12 +78,19 @@ public static class MachineProbe
     public static ProbeResult Run(int threads, int repeats = 7)
     {
         using var chains = new ProbeChains(threads);
-        chains.TimeOnce();
-        var rounds = Enumerable.Range(0, repeats).Select(_ => chains.TimeOnce()).ToArray();
-        int used = threads > 0 ? threads : Environment.ProcessorCount;
-        return new ProbeResult(used, SampleStatistics.Median(rounds.Select(r => r.MatMulGflops)), SampleStatistics.Median(rounds.Select(r => r.Conv3x3Gflops)))
+        // Each kind in its own block (two warm-up runs, then the timed ones): a chain right after another
+        // session's run shares the cores with that session's still-spinning threads.
+        double Median(int chain)
         {
-            AttentionGflops = SampleStatistics.Median(rounds.Select(r => r.AttentionGflops ?? 0)),
+            chains.Rate(chain);
+            chains.Rate(chain);
+            return SampleStatistics.Median(Enumerable.Range(0, repeats).Select(_ => chains.Rate(chain)));
+        }
+        double matmul = Median(ProbeChains.MatMul), conv = Median(ProbeChains.Conv), attention = Median(ProbeChains.Attention);
+        int used = threads > 0 ? threads : Environment.ProcessorCount;
+        return new ProbeResult(used, matmul, conv)
+        {
+            AttentionGflops = attention,
             Ceiling = FmaCeiling.Measure(used, Math.Max(1, (repeats + 1) / 2)),
         };
     }
@@ -153,20 +160,39 @@ internal sealed class ProbeChains : IDisposable
         _chains.Add((OnnxModel.FromBytes(model, "probe", settings), input, shape, data, flops));
     }
 
-    /// <summary>Each chain timed once: MatMul, Conv and attention rates of this moment.</summary>
+    public const int MatMul = 0, Conv = 1, Attention = 2;
+
+    /// <summary>One run of one chain, in GFLOP/s.</summary>
+    public double Rate(int chain)
+    {
+        var (model, input, shape, data, flops) = _chains[chain];
+        using var value = Tensors.Float(data, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float);
+        var clock = Stopwatch.StartNew();
+        using (model.Run([input], [value], [model.OutputNames[0]])) { }
+        return flops / clock.Elapsed.TotalSeconds / 1e9;
+    }
+
+    /// <summary>
+    /// Each chain timed once, after a pause that lets the thread pool of whatever ran before (the
+    /// previous chain, a UNet call) stop spinning: MatMul, Conv and attention rates of this moment.
+    /// </summary>
     public ProbeResult TimeOnce()
     {
         var rates = new double[_chains.Count];
         for (int i = 0; i < _chains.Count; i++)
         {
-            var (model, input, shape, data, flops) = _chains[i];
-            using var value = Tensors.Float(data, shape, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float);
-            var clock = Stopwatch.StartNew();
-            using (model.Run([input], [value], [model.OutputNames[0]])) { }
-            rates[i] = flops / clock.Elapsed.TotalSeconds / 1e9;
+            Settle();
+            rates[i] = Rate(i);
         }
-        return new ProbeResult(_threads, rates[0], rates[1]) { AttentionGflops = rates[2] };
+        return new ProbeResult(_threads, rates[MatMul], rates[Conv]) { AttentionGflops = rates[Attention] };
     }
+
+    /// <summary>
+    /// ONNX Runtime's pool threads spin for a while after a run before they sleep; a session run
+    /// within that while shares the cores with them (measured: a chain right after another read up
+    /// to half its rate). An idle pause outlasts the spinning.
+    /// </summary>
+    public static void Settle() => Thread.Sleep(100);
 
     public void Dispose()
     {

@@ -61,17 +61,13 @@ public sealed record UNetRoofline(string Size, int Batch, double ConvGFlop, doub
 
         double Call()
         {
-            Settle();
+            ProbeChains.Settle();
             var clock = Stopwatch.StartNew();
             unet.Predict(sample, [batch, channels, h, w], timesteps, context, [batch, textTokens, hidden]);
             return clock.Elapsed.TotalMilliseconds;
         }
 
-        ProbeResult Chains()
-        {
-            Settle();
-            return chains.TimeOnce();
-        }
+        ProbeResult Chains() => chains.TimeOnce();
 
         Chains();
         Call();
@@ -87,8 +83,4 @@ public sealed record UNetRoofline(string Size, int Batch, double ConvGFlop, doub
         }
         return result with { Rounds = measured };
     }
-
-    // The UNet's and the chains' thread pools each spin for a moment after a call: a short idle
-    // pause lets them block, so neither times the other's spinning threads on the same cores.
-    private static void Settle() => Thread.Sleep(50);
 }
