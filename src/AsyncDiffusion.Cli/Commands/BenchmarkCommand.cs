@@ -297,7 +297,7 @@ public static class BenchmarkCommand
             }
             var machine = MachineDescription.Current();
             var probe = MachineProbe.Run(parse.GetValue(threads));
-            if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(new { machine, probe }, new JsonSerializerOptions { WriteIndented = true }));
+            if (parse.GetValue(json)) cli.Output.WriteLine(JsonSerializer.Serialize(new { machine, probe, findings = probe.Findings() }, new JsonSerializerOptions { WriteIndented = true }));
             else
             {
                 cli.Console.MarkupLine($"{Markup.Escape(machine.Cpu)}, {machine.Cores} cores, {string.Join(" ", machine.Isa)}, ONNX Runtime {machine.OnnxRuntime}");

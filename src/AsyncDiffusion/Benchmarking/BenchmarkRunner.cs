@@ -221,9 +221,9 @@ public static class BenchmarkRunner
     {
         int c = model.LatentChannels, h = plan.LatentHeight, w = plan.LatentWidth;
         int tokens = model.Tokenizer.MaxLength, hidden = model.TextEncoder.HiddenSize;
-        long[] timestepShape = model.UNet.Timestep == TimestepKind.FloatScalar ? [] : [1];
+        var inputs = model.UNet.InputsInOrder;
         var unet = FlopCounter.Count(Path.Combine(model.Path, "unet", "model.onnx"),
-            new Dictionary<string, long[]> { [model.UNet.Model.InputNames[0]] = [1, model.UNet.InputChannels, h, w], [model.UNet.Model.InputNames[1]] = timestepShape, [model.UNet.Model.InputNames[2]] = [1, tokens, hidden] });
+            new Dictionary<string, long[]> { [inputs[0]] = [1, model.UNet.InputChannels, h, w], [inputs[1]] = model.UNet.TimestepShape(1), [inputs[2]] = [1, tokens, hidden] });
         var text = FlopCounter.Count(Path.Combine(model.Path, "text_encoder", "model.onnx"), new Dictionary<string, long[]> { [model.TextEncoder.Model.InputNames[0]] = [1, tokens] });
         var vae = s.Request.Decoder == DecoderKind.Taesd
             ? FlopCounter.Count(global::Onnx.ModelProto.Parser.ParseFrom(Taesd.BuildDecoder(Taesd.BuiltInDecoderWeights)).Graph, new Dictionary<string, long[]> { ["latent_sample"] = [1, c, h, w] })

@@ -47,8 +47,12 @@ public static class FlopCounter
 
         double conv = 0, matmul = 0, gemm = 0, int8 = 0, attention = 0;
         int unresolved = 0;
+        // Weights: initializers, Constant outputs, and whatever is computed from those alone (Identity of a shared
+        // weight, Cast, Transpose, DequantizeLinear): a MatMul with a weight is a linear layer, not attention.
         var constants = new HashSet<string>(graph.Initializer.Select(t => t.Name), StringComparer.Ordinal);
-        constants.UnionWith(graph.Node.Where(n => n.OpType == "Constant").SelectMany(n => n.Output));
+        foreach (var n in graph.Node)
+            if (n.OpType == "Constant" || (n.Input.Count > 0 && n.Input.All(i => i.Length == 0 || constants.Contains(i)) && n.Input.Any(i => i.Length > 0)))
+                constants.UnionWith(n.Output);
         foreach (var node in graph.Node)
         {
             try

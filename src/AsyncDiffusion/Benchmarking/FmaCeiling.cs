@@ -47,9 +47,9 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
         for (int r = 0; r < rounds; r++)
         {
             bool oneFirst = r % 2 == 0;
-            if (oneFirst) one.Add(flopsPerThread / Together(1, iterations) / 1e9);
-            all.Add(threads * flopsPerThread / Together(threads, iterations) / 1e9);
-            if (!oneFirst) one.Add(flopsPerThread / Together(1, iterations) / 1e9);
+            if (oneFirst || threads == 1) one.Add(flopsPerThread / Together(1, iterations) / 1e9);
+            all.Add(threads == 1 ? one[^1] : threads * flopsPerThread / Together(threads, iterations) / 1e9);
+            if (!oneFirst && threads > 1) one.Add(flopsPerThread / Together(1, iterations) / 1e9);
         }
         return new FmaCeiling(threads, VectorBitsHere, SampleStatistics.Median(one), SampleStatistics.Median(all))
         {
@@ -61,21 +61,25 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     /// <summary>The widest fused multiply-add this runtime emits here.</summary>
     internal static int VectorBitsHere => Avx512F.IsSupported ? 512 : Fma.IsSupported ? 256 : 128;
 
-    /// <summary>Seconds the slowest of <paramref name="threads"/> threads took, all started together (as a statically split kernel waits for its slowest share).</summary>
+    /// <summary>
+    /// Seconds from the first thread's start to the last one's end, all released together (as a
+    /// statically split kernel waits for its slowest share, and for a thread that starts late).
+    /// </summary>
     private static double Together(int threads, long iterations)
     {
-        var seconds = new double[threads];
+        var starts = new long[threads];
+        var ends = new long[threads];
         using var start = new Barrier(threads);
         var workers = Enumerable.Range(0, threads).Select(i => new Thread(() =>
         {
             start.SignalAndWait();
-            var clock = Stopwatch.StartNew();
+            starts[i] = Stopwatch.GetTimestamp();
             Sink(Kernel(iterations));
-            seconds[i] = clock.Elapsed.TotalSeconds;
+            ends[i] = Stopwatch.GetTimestamp();
         }) { IsBackground = true, Name = $"fma-ceiling-{i}" }).ToArray();
         foreach (var w in workers) w.Start();
         foreach (var w in workers) w.Join();
-        return seconds.Max();
+        return (ends.Max() - starts.Min()) / (double)Stopwatch.Frequency;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -83,7 +87,8 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
 
     /// <summary>
     /// <paramref name="iterations"/> rounds of <see cref="Accumulators"/> independent FMAs
-    /// (a ← a·m + c) at the widest width; returns the sum of every lane so nothing is elided.
+    /// (a ← a·m + c) at the widest width, accumulator j starting at <see cref="Start"/>(j);
+    /// returns the sum of every lane so nothing is elided.
     /// </summary>
     internal static float Kernel(long iterations) => VectorBitsHere switch
     {
@@ -95,6 +100,9 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     // a ← 0.999·a + 0.0005 settles at 0.5 from 1: the values move (a test can tell the loop ran) and never turn denormal (which would slow it).
     internal const float Factor = 0.999f, Addend = 0.0005f;
 
+    /// <summary>Accumulator j's first value: distinct, so a loop that merged accumulators would sum differently.</summary>
+    internal static float Start(int j) => 1f + j / 16f;
+
     // Each width in its own method with no calls inside the loop: the JIT keeps the accumulators in
     // registers only then (a call in the same method made it spill all twelve on every iteration).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -102,7 +110,9 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     {
         var m = Vector512.Create(Factor);
         var c = Vector512.Create(Addend);
-        Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        Vector512<float> a0 = Vector512.Create(Start(0)), a1 = Vector512.Create(Start(1)), a2 = Vector512.Create(Start(2)), a3 = Vector512.Create(Start(3)),
+            a4 = Vector512.Create(Start(4)), a5 = Vector512.Create(Start(5)), a6 = Vector512.Create(Start(6)), a7 = Vector512.Create(Start(7)),
+            a8 = Vector512.Create(Start(8)), a9 = Vector512.Create(Start(9)), a10 = Vector512.Create(Start(10)), a11 = Vector512.Create(Start(11));
         for (long i = 0; i < iterations; i++)
         {
             a0 = Avx512F.FusedMultiplyAdd(a0, m, c); a1 = Avx512F.FusedMultiplyAdd(a1, m, c);
@@ -120,7 +130,9 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     {
         var m = Vector256.Create(Factor);
         var c = Vector256.Create(Addend);
-        Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        Vector256<float> a0 = Vector256.Create(Start(0)), a1 = Vector256.Create(Start(1)), a2 = Vector256.Create(Start(2)), a3 = Vector256.Create(Start(3)),
+            a4 = Vector256.Create(Start(4)), a5 = Vector256.Create(Start(5)), a6 = Vector256.Create(Start(6)), a7 = Vector256.Create(Start(7)),
+            a8 = Vector256.Create(Start(8)), a9 = Vector256.Create(Start(9)), a10 = Vector256.Create(Start(10)), a11 = Vector256.Create(Start(11));
         for (long i = 0; i < iterations; i++)
         {
             a0 = Fma.MultiplyAdd(a0, m, c); a1 = Fma.MultiplyAdd(a1, m, c);
@@ -138,7 +150,9 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     {
         var m = Vector128.Create(Factor);
         var c = Vector128.Create(Addend);
-        Vector128<float> a0 = Vector128.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        Vector128<float> a0 = Vector128.Create(Start(0)), a1 = Vector128.Create(Start(1)), a2 = Vector128.Create(Start(2)), a3 = Vector128.Create(Start(3)),
+            a4 = Vector128.Create(Start(4)), a5 = Vector128.Create(Start(5)), a6 = Vector128.Create(Start(6)), a7 = Vector128.Create(Start(7)),
+            a8 = Vector128.Create(Start(8)), a9 = Vector128.Create(Start(9)), a10 = Vector128.Create(Start(10)), a11 = Vector128.Create(Start(11));
         for (long i = 0; i < iterations; i++)
         {
             a0 = Step(a0, m, c); a1 = Step(a1, m, c); a2 = Step(a2, m, c); a3 = Step(a3, m, c);

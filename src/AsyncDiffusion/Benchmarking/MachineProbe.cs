@@ -77,17 +77,24 @@ public static class MachineProbe
 
     public static ProbeResult Run(int threads, int repeats = 7)
     {
-        using var chains = new ProbeChains(threads);
-        // Each kind in its own block (two warm-up runs, then the timed ones): a chain right after another
-        // session's run shares the cores with that session's still-spinning threads.
-        double Median(int chain)
-        {
-            chains.Rate(chain);
-            chains.Rate(chain);
-            return SampleStatistics.Median(Enumerable.Range(0, repeats).Select(_ => chains.Rate(chain)));
-        }
-        double matmul = Median(ProbeChains.MatMul), conv = Median(ProbeChains.Conv), attention = Median(ProbeChains.Attention);
         int used = threads > 0 ? threads : Environment.ProcessorCount;
+        double matmul, conv, attention;
+        using (var chains = new ProbeChains(used))
+        {
+            // Each kind in its own block (two warm-up runs, then the timed ones): a chain right after another
+            // session's run shares the cores with that session's still-spinning threads.
+            double Median(int chain, int timed)
+            {
+                ProbeChains.Settle();
+                chains.Rate(chain);
+                chains.Rate(chain);
+                return SampleStatistics.Median(Enumerable.Range(0, timed).Select(_ => chains.Rate(chain)));
+            }
+            matmul = Median(ProbeChains.MatMul, repeats);
+            conv = Median(ProbeChains.Conv, repeats);
+            attention = Median(ProbeChains.Attention, Math.Max(1, repeats / 2)); // ≈ 43 GFLOP a call: fewer keep the probe within seconds
+        }
+        ProbeChains.Settle();
         return new ProbeResult(used, matmul, conv)
         {
             AttentionGflops = attention,
@@ -136,10 +143,11 @@ internal sealed class ProbeChains : IDisposable
     private readonly List<(OnnxModel Model, string Input, long[] Shape, float[] Data, double Flops)> _chains = [];
     private readonly int _threads;
 
+    /// <param name="threads">Intra-op threads (0: one per logical processor, as the engine's default; ONNX Runtime's own default is one per physical core).</param>
     public ProbeChains(int threads)
     {
         _threads = threads > 0 ? threads : Environment.ProcessorCount;
-        var settings = new SessionSettings { IntraOpThreads = threads, AllowSpinning = true };
+        var settings = new SessionSettings { IntraOpThreads = _threads, AllowSpinning = true };
         try
         {
             Add(settings, MachineProbe.BuildMatMul(), "a", [4096, 320], MachineProbe.Chain * 2.0 * 4096 * 320 * 1280);
@@ -173,8 +181,9 @@ internal sealed class ProbeChains : IDisposable
     }
 
     /// <summary>
-    /// Each chain timed once, after a pause that lets the thread pool of whatever ran before (the
-    /// previous chain, a UNet call) stop spinning: MatMul, Conv and attention rates of this moment.
+    /// Each chain run twice and timed the second time, after a pause that lets the thread pool of
+    /// whatever ran before (the previous chain, a UNet call) stop spinning: MatMul, Conv and
+    /// attention rates of this moment, warm as the network's operators are.
     /// </summary>
     public ProbeResult TimeOnce()
     {
@@ -182,6 +191,7 @@ internal sealed class ProbeChains : IDisposable
         for (int i = 0; i < _chains.Count; i++)
         {
             Settle();
+            Rate(i);
             rates[i] = Rate(i);
         }
         return new ProbeResult(_threads, rates[MatMul], rates[Conv]) { AttentionGflops = rates[Attention] };

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Onnx;
 
@@ -17,24 +16,13 @@ public sealed record UNetAttentionComparison(string Size, int Batch, int Rounds,
     /// when <paramref name="settings"/> names one) and times <paramref name="rounds"/> rounds of one
     /// call each, batch 2 as with CFG, after one warm-up round. Ratios are exported ÷ fused (above 1: fused is faster).
     /// </summary>
-    public static UNetAttentionComparison Run(string modelFolder, int width, int height, SessionSettings settings, int rounds = 6, int textTokens = 77)
+    public static UNetAttentionComparison Run(string modelFolder, int width, int height, SessionSettings settings, int rounds = 6)
     {
         string folder = Path.Combine(modelFolder, "unet");
         using var exported = UNet.Load(folder, settings with { FuseAttention = false });
         using var fused = UNet.Load(folder, settings with { FuseAttention = true });
-        int scale = 8; // SD's VAE factor: the UNet sees latents of 1/8 the image size
-        int h = height / scale, w = width / scale, channels = exported.InputChannels, hidden = exported.CrossAttentionDim ?? 768;
-        var rng = new Random(5);
-        var sample = Enumerable.Range(0, 2 * channels * h * w).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var context = Enumerable.Range(0, 2 * textTokens * hidden).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        double[] timesteps = [500, 500];
-
-        double Time(UNet unet)
-        {
-            var clock = Stopwatch.StartNew();
-            unet.Predict(sample, [2, channels, h, w], timesteps, context, [2, textTokens, hidden]);
-            return clock.Elapsed.TotalMilliseconds;
-        }
+        var call = new UNetCall(exported, width, height, folder);
+        double Time(UNet unet) => call.Time(unet);
 
         Time(exported);
         Time(fused);
@@ -51,7 +39,7 @@ public sealed record UNetAttentionComparison(string Size, int Batch, int Rounds,
             b.Add(tb);
             ratios.Add(ta / tb);
         }
-        return new UNetAttentionComparison($"{width}x{height}", 2, rounds, fused.Model.Load?.FusedAttentions ?? 0,
+        return new UNetAttentionComparison($"{width}x{height}", UNetCall.Batch, rounds, fused.Model.Load?.FusedAttentions ?? 0,
             SampleStatistics.Median(a), SampleStatistics.Median(b), SampleStatistics.Median(ratios), ratios.Min(), ratios.Max());
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using AsyncDiffusion.Models;
 using AsyncDiffusion.Onnx;
 
@@ -13,73 +12,69 @@ public sealed record RooflineRound(double CallMilliseconds, double IdealMillisec
 
 /// <summary>
 /// A model's UNet step against the per-operator roofline, both measured in one process in turns:
-/// each round times the probe's chains (Conv, MatMul, fused attention), one UNet call (batch 2,
-/// as with classifier-free guidance), and the chains again, and compares the call with its FLOPs
-/// at the mean of the rates around it: convolutions at Conv's, products with weights at MatMul's,
-/// attention's products at attention's. The whole call counts (every operator, the time between
+/// each round times the probe's chains (Conv, MatMul, fused attention; each warm, the second of
+/// two runs), one UNet call (batch 2, as with classifier-free guidance), and the chains again,
+/// and compares the call with the mean of its ideal times at the rates before and after it:
+/// convolutions at Conv's rate, products with weights at MatMul's, attention's products at
+/// attention's (at MatMul's where the model's attention is not fused). The whole call counts (every operator, the time between
 /// them), so this is the stricter reading of the profile's per-operator roofline, and on a shared
 /// machine whose speed moves by tens of percent over seconds, the only fair one.
 /// </summary>
 public sealed record UNetRoofline(string Size, int Batch, double ConvGFlop, double MatMulGFlop, double AttentionGFlop, IReadOnlyList<RooflineRound> Rounds)
 {
-    public double MedianPercent => SampleStatistics.Median(Rounds.Select(r => r.Percent));
-    public double LowestPercent => Rounds.Min(r => r.Percent);
-    public double HighestPercent => Rounds.Max(r => r.Percent);
-    public double MedianCallMilliseconds => SampleStatistics.Median(Rounds.Select(r => r.CallMilliseconds));
+    /// <summary>Whether the model's attention runs fused (then its products are taken at the attention rate, else at MatMul's).</summary>
+    public bool AttentionFused { get; init; } = true;
+
+    public double MedianPercent => Rounds.Count == 0 ? 0 : SampleStatistics.Median(Rounds.Select(r => r.Percent));
+    public double LowestPercent => Rounds.Count == 0 ? 0 : Rounds.Min(r => r.Percent);
+    public double HighestPercent => Rounds.Count == 0 ? 0 : Rounds.Max(r => r.Percent);
+    public double MedianCallMilliseconds => Rounds.Count == 0 ? 0 : SampleStatistics.Median(Rounds.Select(r => r.CallMilliseconds));
 
     /// <summary>The call's FLOPs at given rates (GFLOP/s), in milliseconds.</summary>
     public double IdealMilliseconds(double conv, double matMul, double attention) =>
-        (ConvGFlop / conv + (MatMulGFlop - AttentionGFlop) / matMul + AttentionGFlop / attention) * 1000;
+        (ConvGFlop / conv + (MatMulGFlop - AttentionGFlop) / matMul + AttentionGFlop / (AttentionFused ? attention : matMul)) * 1000;
+
+    /// <summary>The call's FLOPs at one probe reading's rates, in milliseconds.</summary>
+    public double IdealMilliseconds(ProbeResult rates) => IdealMilliseconds(rates.Conv3x3Gflops, rates.MatMulGflops, rates.RateFor("MultiHeadAttention"));
 
     /// <summary>
     /// Loads the UNet of <paramref name="modelFolder"/> (through the optimised-graph cache when
     /// <paramref name="settings"/> names one) and measures <paramref name="rounds"/> rounds after
     /// one warm-up round. FLOPs are counted on the model's graph at these shapes.
     /// </summary>
-    public static UNetRoofline Run(string modelFolder, int width, int height, SessionSettings settings, int rounds = 6, int textTokens = 77)
+    public static UNetRoofline Run(string modelFolder, int width, int height, SessionSettings settings, int rounds = 6)
     {
         if (rounds < 1) throw new ArgumentOutOfRangeException(nameof(rounds), rounds, "at least one round");
         string folder = Path.Combine(modelFolder, "unet");
         using var unet = UNet.Load(folder, settings);
-        const int scale = 8, batch = 2; // SD's VAE factor; a CFG pair
-        int h = height / scale, w = width / scale, channels = unet.InputChannels, hidden = unet.CrossAttentionDim ?? 768;
-        var flops = FlopCounter.Count(Path.Combine(folder, "model.onnx"), new Dictionary<string, long[]>
-        {
-            [unet.InputsInOrder[0]] = [batch, channels, h, w],
-            [unet.InputsInOrder[1]] = unet.TimestepShape(batch),
-            [unet.InputsInOrder[2]] = [batch, textTokens, hidden],
-        });
+        var call = new UNetCall(unet, width, height, folder);
+        var flops = FlopCounter.Count(Path.Combine(folder, "model.onnx"), call.InputShapes(unet));
         if (flops.Unresolved > 0)
             throw new AsyncDiffusionException($"{Path.Combine(folder, "model.onnx")}: the shapes of {flops.Unresolved} Conv/MatMul nodes could not be worked out, so its FLOPs (and the roofline) are unknown.");
-        var result = new UNetRoofline($"{width}x{height}", batch, flops.Conv / 1e9, (flops.MatMul + flops.Gemm) / 1e9, flops.Attention / 1e9, []);
-
-        var rng = new Random(5);
-        var sample = Enumerable.Range(0, batch * channels * h * w).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var context = Enumerable.Range(0, batch * textTokens * hidden).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        double[] timesteps = [500, 500];
+        // Attention's products run at the fused kernel's rate only where they were fused; as exported they are MatMuls.
+        bool fused = unet.Model.Load?.FusedAttentions > 0;
+        var result = new UNetRoofline($"{width}x{height}", UNetCall.Batch, flops.Conv / 1e9, (flops.MatMul + flops.Gemm) / 1e9, flops.Attention / 1e9, []) { AttentionFused = fused };
         using var chains = new ProbeChains(settings.IntraOpThreads);
 
         double Call()
         {
             ProbeChains.Settle();
-            var clock = Stopwatch.StartNew();
-            unet.Predict(sample, [batch, channels, h, w], timesteps, context, [batch, textTokens, hidden]);
-            return clock.Elapsed.TotalMilliseconds;
+            return call.Time(unet);
         }
 
-        ProbeResult Chains() => chains.TimeOnce();
-
-        Chains();
+        chains.TimeOnce();
         Call();
         var measured = new List<RooflineRound>();
         for (int r = 0; r < rounds; r++)
         {
-            var before = Chains();
+            var before = chains.TimeOnce();
             double ms = Call();
-            var after = Chains();
-            double conv = (before.Conv3x3Gflops + after.Conv3x3Gflops) / 2, matmul = (before.MatMulGflops + after.MatMulGflops) / 2;
-            double attention = ((before.AttentionGflops ?? before.MatMulGflops) + (after.AttentionGflops ?? after.MatMulGflops)) / 2;
-            measured.Add(new RooflineRound(ms, result.IdealMilliseconds(conv, matmul, attention), conv, matmul, attention));
+            var after = chains.TimeOnce();
+            // The ideal time at each side's rates, averaged: averaging times, not rates (a rate's mean would favour the faster side).
+            double ideal = (result.IdealMilliseconds(before) + result.IdealMilliseconds(after)) / 2;
+            static double Harmonic(double a, double b) => 2 / (1 / a + 1 / b);
+            measured.Add(new RooflineRound(ms, ideal, Harmonic(before.Conv3x3Gflops, after.Conv3x3Gflops), Harmonic(before.MatMulGflops, after.MatMulGflops),
+                Harmonic(before.RateFor("MultiHeadAttention"), after.RateFor("MultiHeadAttention"))));
         }
         return result with { Rounds = measured };
     }

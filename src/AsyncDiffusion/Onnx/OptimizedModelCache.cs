@@ -11,10 +11,9 @@ namespace AsyncDiffusion.Onnx;
 /// file and its external data (path, size, modification time), the ONNX Runtime version, the
 /// CPU's instruction sets (the optimised graph may use layouts chosen for them) and the session
 /// settings that shape the graph; any change makes a new entry. Entries are written to a
-/// temporary folder and moved into place complete, so a crash never leaves a half entry. A new
-/// entry replaces the ones made earlier for the same model file, settings and CPU (the file
-/// changed, ONNX Runtime was upgraded, or the saved form did): no load can hit those again, and
-/// SD 1.5's take 5–6 GB each.
+/// temporary folder and moved into place complete, so a crash never leaves a half entry. Entries
+/// that no load can hit any more are deleted (see <see cref="EvictSuperseded"/>): SD 1.5's take
+/// 5–6 GB each.
 /// </summary>
 public sealed class OptimizedModelCache(string folder)
 {
@@ -43,6 +42,7 @@ public sealed class OptimizedModelCache(string folder)
             {
                 var hit = new InferenceSession(cached, warm);
                 fusedAttentions = CountFused(cached);
+                RecordUse(entry, path, settings);
                 return hit;
             }
             catch (OnnxRuntimeException)
@@ -86,10 +86,9 @@ public sealed class OptimizedModelCache(string folder)
             TryDelete(temporary); // not known to be safe to map: this start goes on uncached, the next one tries again
             return session;
         }
-        string origin = Source(path, settings);
         try
         {
-            File.WriteAllText(System.IO.Path.Combine(temporary, SourceFile), origin);
+            File.WriteAllText(System.IO.Path.Combine(temporary, SourceFile), Record(path, settings));
             Directory.Move(temporary, entry);
         }
         catch (IOException)
@@ -97,7 +96,7 @@ public sealed class OptimizedModelCache(string folder)
             TryDelete(temporary); // another process saved the same entry first
             return session;
         }
-        EvictSuperseded(entry, origin);
+        EvictSuperseded(entry, path, settings);
         return session;
     }
 
@@ -105,14 +104,9 @@ public sealed class OptimizedModelCache(string folder)
     {
         var text = new StringBuilder();
         string full = System.IO.Path.GetFullPath(path);
-        foreach (var file in new[] { full }.Concat(Directory.GetFiles(System.IO.Path.GetDirectoryName(full)!).Where(f => f != full).Order()))
-        {
-            var info = new FileInfo(file);
-            text.Append(file).Append('|').Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks).Append('\n');
-        }
+        text.Append(FileStamps(full));
         text.Append("ort ").Append(OrtEnv.Instance().GetVersionString()).Append('\n');
-        text.Append("cpu ").Append(Avx2.IsSupported).Append(Fma.IsSupported).Append(Avx512F.IsSupported).Append(Avx512BW.IsSupported)
-            .Append(Avx512Vbmi.IsSupported).Append(AvxVnni.IsSupported).Append(System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported).Append('\n');
+        text.Append("cpu ").Append(CpuFeatures).Append('\n');
         text.Append("settings ").Append(settings.Optimization).Append('|').Append(settings.ExecutionProvider.Trim().ToLowerInvariant()).Append('\n');
         text.Append("rewrites ").Append(LoadTimeRewrites.Key(settings)).Append('\n');
         if (SavesPrepackedWeights(settings)) text.Append("prepacked 1\n");
@@ -121,33 +115,107 @@ public sealed class OptimizedModelCache(string folder)
         return $"{name}-{hash}";
     }
 
-    /// <summary>
-    /// What an entry was made for, apart from the versions in its key: the model file, the
-    /// settings that shape the graph and the CPU. Entries with the same source and another key
-    /// are superseded. (The CPU is here so that machines sharing one cache folder keep their own.)
-    /// </summary>
-    internal static string Source(string path, SessionSettings settings) =>
-        $"{System.IO.Path.GetFullPath(path)}\n{settings.Optimization}|{settings.ExecutionProvider.Trim().ToLowerInvariant()}|{(settings.FuseAttention ? "fused attention" : "attention as exported")}\n" +
-        $"{Avx2.IsSupported}{Fma.IsSupported}{Avx512F.IsSupported}{Avx512BW.IsSupported}{Avx512Vbmi.IsSupported}{AvxVnni.IsSupported}{System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported}\n";
+    /// <summary>The model file and every file beside it (its external data): path, size and modification time, a line each.</summary>
+    private static string FileStamps(string full)
+    {
+        var text = new StringBuilder();
+        foreach (var file in new[] { full }.Concat(Directory.GetFiles(System.IO.Path.GetDirectoryName(full)!).Where(f => f != full).Order()))
+        {
+            var info = new FileInfo(file);
+            text.Append(file).Append('|').Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks).Append('\n');
+        }
+        return text.ToString();
+    }
+
+    private static string CpuFeatures =>
+        $"{Avx2.IsSupported}{Fma.IsSupported}{Avx512F.IsSupported}{Avx512BW.IsSupported}{Avx512Vbmi.IsSupported}{AvxVnni.IsSupported}{System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported}";
 
     /// <summary>
-    /// Deletes the entries made for <paramref name="source"/> under other keys. Entries of older
-    /// versions without a source file are left alone (their model is not known). On Linux a
-    /// process still mapping a deleted entry keeps its pages; elsewhere the delete fails and is skipped.
+    /// What an entry was made for, apart from the file stamps and versions in its key: the model
+    /// file, the settings that shape the graph (every setting <see cref="LoadTimeRewrites.Key"/>
+    /// reads) and the CPU — machines sharing one cache folder keep their own entries.
     /// </summary>
-    private void EvictSuperseded(string entry, string source)
+    internal static string Source(string path, SessionSettings settings) =>
+        $"model {System.IO.Path.GetFullPath(path)}\nsettings {settings.Optimization}|{settings.ExecutionProvider.Trim().ToLowerInvariant()}|{(settings.FuseAttention ? "fused attention" : "attention as exported")}\ncpu {CpuFeatures}\n";
+
+    /// <summary>The entry's record: its source, then a hash of the model's file stamps.</summary>
+    internal static string Record(string path, SessionSettings settings) =>
+        Source(path, settings) + "files " + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(FileStamps(System.IO.Path.GetFullPath(path)))))[..24] + "\n";
+
+    /// <summary>An entry of the same source under another key, unused this long, is taken for an older version's.</summary>
+    internal static readonly TimeSpan UnusedAfter = TimeSpan.FromDays(2);
+
+    /// <summary>
+    /// A hit refreshes the entry's record (written now if an earlier version made the entry
+    /// without one), whose modification time says when the entry was last used.
+    /// </summary>
+    private void RecordUse(string entry, string path, SessionSettings settings)
     {
-        foreach (var other in Directory.GetDirectories(Folder))
+        string file = System.IO.Path.Combine(entry, SourceFile), record = Record(path, settings);
+        try
         {
-            if (other == entry || other.Contains(".tmp-", StringComparison.Ordinal)) continue;
-            string file = System.IO.Path.Combine(other, SourceFile);
-            try
+            if (File.Exists(file) && File.ReadAllText(file) == record)
             {
-                if (File.Exists(file) && File.ReadAllText(file) == source) TryDelete(other);
+                File.SetLastWriteTimeUtc(file, DateTime.UtcNow);
             }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
+            else
+            {
+                // Written aside and moved over, so another process never reads half a record.
+                string aside = $"{file}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+                File.WriteAllText(aside, record);
+                File.Move(aside, file, overwrite: true);
+            }
         }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        EvictSuperseded(entry, path, settings);
+    }
+
+    /// <summary>
+    /// Deletes the entries made for the same source as <paramref name="entry"/> under other keys:
+    /// at once when the model's files have changed since (no load can hit them again), and after
+    /// <see cref="UnusedAfter"/> without use when only versions differ (ONNX Runtime, this
+    /// program's rewrites), so two versions in use side by side keep their entries. An entry is
+    /// renamed aside before it is deleted, so a failed delete never leaves half an entry under
+    /// its key; on Linux a process still mapping it keeps its pages. Entries without a record
+    /// (made by earlier versions and not used since) are left alone.
+    /// </summary>
+    private void EvictSuperseded(string entry, string path, SessionSettings settings)
+    {
+        try
+        {
+            string name = System.IO.Path.GetFileName(entry), source = Source(path, settings), record = Record(path, settings);
+            foreach (var other in Directory.GetDirectories(Folder))
+            {
+                string otherName = System.IO.Path.GetFileName(other);
+                if (otherName.Contains(".trash-", StringComparison.Ordinal))
+                {
+                    TryDelete(other); // an earlier eviction's leftover
+                    continue;
+                }
+                if (otherName == name || otherName.Contains(".tmp-", StringComparison.Ordinal)) continue;
+                var file = new FileInfo(System.IO.Path.Combine(other, SourceFile));
+                if (!file.Exists) continue;
+                string text = File.ReadAllText(file.FullName);
+                if (!text.StartsWith(source, StringComparison.Ordinal)) continue;
+                bool filesChanged = text != record;
+                if (filesChanged || DateTime.UtcNow - file.LastWriteTimeUtc > UnusedAfter) Discard(other);
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
+    private static void Discard(string directory)
+    {
+        string aside = $"{directory}.trash-{Guid.NewGuid():N}";
+        try
+        {
+            Directory.Move(directory, aside);
+        }
+        catch (IOException) { return; } // in use where that forbids it, or gone already
+        catch (UnauthorizedAccessException) { return; }
+        TryDelete(aside);
     }
 
     // Pre-packing is the CPU provider's; other providers keep their weights their own way.

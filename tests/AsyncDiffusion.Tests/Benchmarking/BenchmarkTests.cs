@@ -62,20 +62,23 @@ public class BenchmarkTests
         for (int i = 1; i < products.Count; i++) Assert.Equal(products[i - 1].Output[0], products[i].Input[0]);
     }
 
-    // The ceiling's loop must do every multiply-add it counts: the same recurrence in scalar FMAs gives each lane's value.
+    // The ceiling's loop must do every multiply-add it counts, on every accumulator: the same recurrence in scalar FMAs,
+    // from each accumulator's own start, gives each lane's value (a skipped or merged accumulator would sum differently).
     [Fact]
     public void TheFmaCeilingsLoopDoesEveryMultiplyAddItCounts()
     {
-        static float Scalar(long n)
+        static float Scalar(long n, float a)
         {
-            float a = 1f;
             for (long i = 0; i < n; i++) a = MathF.FusedMultiplyAdd(a, FmaCeiling.Factor, FmaCeiling.Addend);
             return a;
         }
-        int lanes = FmaCeiling.VectorBitsHere / 32 * FmaCeiling.Accumulators;
+        int lanes = FmaCeiling.VectorBitsHere / 32;
         foreach (long n in new long[] { 0, 1_000, 200_000 })
-            Assert.Equal(lanes * Scalar(n), FmaCeiling.Kernel(n), lanes * Scalar(n) * 1e-5f);
-        Assert.True(Scalar(200_000) < Scalar(1_000) - 1e-3f); // the iterations move the value: a skipped loop would show
+        {
+            float expected = lanes * Enumerable.Range(0, FmaCeiling.Accumulators).Sum(j => Scalar(n, FmaCeiling.Start(j)));
+            Assert.Equal(expected, FmaCeiling.Kernel(n), expected * 1e-5f);
+        }
+        Assert.True(Scalar(200_000, 1f) < Scalar(1_000, 1f) - 1e-3f); // the iterations move the values: a skipped loop would show
     }
 
     [Fact]
@@ -83,10 +86,12 @@ public class BenchmarkTests
     {
         var ceiling = FmaCeiling.Measure(2, rounds: 2);
         Assert.Equal(2, ceiling.Threads);
-        Assert.Equal(FmaCeiling.VectorBitsHere, ceiling.VectorBits);
-        Assert.True(ceiling.OneThreadGflops > 0 && ceiling.Gflops > 0);
-        Assert.InRange(ceiling.Gflops, ceiling.LowestGflops, ceiling.HighestGflops);
+        Assert.True(ceiling.OneThreadGflops > 0 && ceiling.Gflops > 0 && ceiling.LowestGflops > 0);
+        Assert.Equal(ceiling.Gflops / ceiling.OneThreadGflops, ceiling.Scaling, 9);
+        var single = FmaCeiling.Measure(1, rounds: 1);
+        Assert.Equal(single.OneThreadGflops, single.Gflops); // one thread is not timed twice
         Assert.Throws<ArgumentOutOfRangeException>(() => FmaCeiling.Measure(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FmaCeiling.Measure(2, rounds: 0));
     }
 
     [Fact]
@@ -117,6 +122,9 @@ public class BenchmarkTests
         var r = new UNetRoofline("512x512", 2, ConvGFlop: 800, MatMulGFlop: 600, AttentionGFlop: 200, []);
         // conv 800 at 200, linear 400 at 100, attention 200 at 50: 4 + 4 + 4 s
         Assert.Equal(12_000, r.IdealMilliseconds(200, 100, 50), 6);
+        Assert.Equal(12_000, r.IdealMilliseconds(new ProbeResult(2, MatMulGflops: 100, Conv3x3Gflops: 200) { AttentionGflops = 50 }), 6);
+        // Attention as exported runs as MatMuls: at MatMul's rate, 2 s.
+        Assert.Equal(10_000, (r with { AttentionFused = false }).IdealMilliseconds(200, 100, 50), 6);
         Assert.Equal(80, new RooflineRound(15_000, 12_000, 200, 100, 50).Percent, 6);
     }
 

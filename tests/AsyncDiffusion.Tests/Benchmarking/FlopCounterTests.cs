@@ -22,6 +22,24 @@ public class FlopCounterTests
         Assert.InRange((count.MatMul - count.Attention) / 1e9, 232, 235); // linear layers 233
     }
 
+    // A MatMul between two activations is attention; one with a weight is a linear layer, also when the weight
+    // reaches it through Identity (a shared weight), Cast or Transpose.
+    [Fact]
+    public void AttentionIsTheProductOfTwoActivationsNotOfAWeightPassedThroughOtherNodes()
+    {
+        using var g = new OnnxGraphBuilder("flops", new SeededWeights(1), half: false);
+        var x = g.Input("x", global::Onnx.TensorProto.Types.DataType.Float, 1, 16, 8);
+        var shared = g.Op("Identity", [g.Parameter("w", [8, 8], 0.1)]);
+        var linear = g.Op("MatMul", [x, shared]);                                                             // 2·16·8·8
+        var transposed = g.Op("MatMul", [linear, g.Op("Transpose", [g.Parameter("v", [8, 8], 0.1)], ("perm", new long[] { 1, 0 }))]);
+        var scores = g.Op("MatMul", [transposed, g.Op("Transpose", [x], ("perm", new long[] { 0, 2, 1 }))]); // 2·16·8·16
+        g.Output("y", scores, global::Onnx.TensorProto.Types.DataType.Float, 1, 16, 16);
+        var count = FlopCounter.Count(g.Build("test").Graph, new Dictionary<string, long[]> { ["x"] = [1, 16, 8] });
+        Assert.Equal(0, count.Unresolved);
+        Assert.Equal(2.0 * 16 * 8 * 8 * 2 + 2.0 * 16 * 8 * 16, count.MatMul);
+        Assert.Equal(2.0 * 16 * 8 * 16, count.Attention);
+    }
+
     [Fact]
     public void FlopsScaleWithTheBatch()
     {

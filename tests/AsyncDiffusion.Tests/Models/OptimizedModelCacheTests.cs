@@ -51,18 +51,22 @@ public class OptimizedModelCacheTests
         Assert.Equal(touched, OptimizedModelCache.Key(file, new SessionSettings { IntraOpThreads = 1 })); // threads do not change the graph
     }
 
-    // A changed model file (or a new ONNX Runtime, or a new saved form) makes a new entry; the old one can never be hit
-    // again and is deleted when the new one is saved. Entries for other settings, and entries without a recorded
-    // source (made by older versions), are kept.
+    /// <summary>A copy of the tiny model's UNet in <paramref name="model"/>, its graph file, and settings caching into <paramref name="cache"/>.</summary>
+    private static (string UNetFolder, string File, SessionSettings Settings) CachedTinyUNet(TempFolder model, TempFolder cache)
+    {
+        ModelFolderTests.CopyFolder(TinyModels.Folder("optimum"), model.Path);
+        string unetFolder = Path.Combine(model.Path, "unet");
+        return (unetFolder, Path.Combine(unetFolder, "model.onnx"), new SessionSettings { OptimizedModelCache = cache.Path });
+    }
+
+    // A changed model file makes a new entry; the old one can never be hit again and is deleted when the new one is
+    // saved. Entries for other settings, and entries without a record (made by older versions), are kept.
     [Fact]
-    public void ANewEntryReplacesTheOneMadeForTheSameFileAndSettings()
+    public void ANewEntryReplacesTheOneMadeForTheModelFileBeforeItChanged()
     {
         using var cache = new TempFolder();
         using var model = new TempFolder();
-        ModelFolderTests.CopyFolder(TinyModels.Folder("optimum"), model.Path);
-        string unetFolder = Path.Combine(model.Path, "unet");
-        string file = Path.Combine(unetFolder, "model.onnx");
-        var settings = new SessionSettings { OptimizedModelCache = cache.Path };
+        var (unetFolder, file, settings) = CachedTinyUNet(model, cache);
         var unfused = settings with { FuseAttention = false };
         string legacy = Directory.CreateDirectory(Path.Combine(cache.Path, "unet-000000000000000000000000")).FullName;
         File.WriteAllText(Path.Combine(legacy, "model.onnx"), "an entry of an older version");
@@ -71,7 +75,7 @@ public class OptimizedModelCacheTests
         using (UNet.Load(unetFolder, unfused)) { }
         string first = Path.Combine(cache.Path, OptimizedModelCache.Key(file, settings));
         string other = Path.Combine(cache.Path, OptimizedModelCache.Key(file, unfused));
-        Assert.Equal(OptimizedModelCache.Source(file, settings), File.ReadAllText(Path.Combine(first, "source.txt")));
+        Assert.Equal(OptimizedModelCache.Record(file, settings), File.ReadAllText(Path.Combine(first, "source.txt")));
         Assert.Equal(3, Directory.GetDirectories(cache.Path).Length);
 
         File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(1)); // the model changed
@@ -85,6 +89,28 @@ public class OptimizedModelCacheTests
         float[] warm;
         using (var unet = UNet.Load(unetFolder, settings)) warm = Predict(unet);
         for (int i = 0; i < after.Length; i++) Assert.Equal(after[i], warm[i], 1e-5f); // the new entry loads warm and computes the same
+    }
+
+    // An entry for the same model file and settings under another key with the same files is another version's
+    // (another ONNX Runtime, another saved form): kept while that version uses it, deleted once unused for days.
+    [Fact]
+    public void AnotherVersionsEntryIsKeptWhileInUseAndDeletedOnceUnused()
+    {
+        using var cache = new TempFolder();
+        using var model = new TempFolder();
+        var (unetFolder, file, settings) = CachedTinyUNet(model, cache);
+        string older = Directory.CreateDirectory(Path.Combine(cache.Path, "unet-ffffffffffffffffffffffff")).FullName;
+        string record = Path.Combine(older, "source.txt");
+        File.WriteAllText(record, OptimizedModelCache.Record(file, settings));
+
+        using (UNet.Load(unetFolder, settings)) { }   // cold: saved beside it
+        using (UNet.Load(unetFolder, settings)) { }   // warm
+        Assert.True(Directory.Exists(older));         // used just now, by the other version
+
+        File.SetLastWriteTimeUtc(record, DateTime.UtcNow - OptimizedModelCache.UnusedAfter - TimeSpan.FromHours(1));
+        using (UNet.Load(unetFolder, settings)) { }   // any later load looks again
+        Assert.False(Directory.Exists(older));
+        Assert.Single(Directory.GetDirectories(cache.Path));
     }
 
     // Every component of a model, loaded cold (optimised and saved) and then warm from its entry, computes what the
