@@ -32,8 +32,11 @@ public sealed class OptimizedModelCache(string folder)
     {
         source = ModelLoadSource.CacheHit;
         fusedAttentions = 0;
-        string entry = System.IO.Path.Combine(Folder, Key(path, settings));
+        // The model files' stamps are read once a load: they key the entry and go into its record.
+        string stamps = FileStamps(System.IO.Path.GetFullPath(path));
+        string entry = System.IO.Path.Combine(Folder, Key(path, stamps, settings));
         string cached = System.IO.Path.Combine(entry, ModelFile);
+        string origin = Source(path, settings), record = Record(origin, stamps);
         if (File.Exists(cached))
         {
             using var warm = createOptions();
@@ -42,7 +45,7 @@ public sealed class OptimizedModelCache(string folder)
             {
                 var hit = new InferenceSession(cached, warm);
                 fusedAttentions = CountFused(cached);
-                RecordUse(entry, path, settings);
+                RecordUse(entry, origin, record);
                 return hit;
             }
             catch (OnnxRuntimeException)
@@ -88,7 +91,7 @@ public sealed class OptimizedModelCache(string folder)
         }
         try
         {
-            File.WriteAllText(System.IO.Path.Combine(temporary, SourceFile), Record(path, settings));
+            File.WriteAllText(System.IO.Path.Combine(temporary, SourceFile), record);
             Directory.Move(temporary, entry);
         }
         catch (IOException)
@@ -96,15 +99,17 @@ public sealed class OptimizedModelCache(string folder)
             TryDelete(temporary); // another process saved the same entry first
             return session;
         }
-        EvictSuperseded(entry, path, settings);
+        EvictSuperseded(entry, origin, record);
         return session;
     }
 
-    internal static string Key(string path, SessionSettings settings)
+    internal static string Key(string path, SessionSettings settings) => Key(path, FileStamps(System.IO.Path.GetFullPath(path)), settings);
+
+    private static string Key(string path, string stamps, SessionSettings settings)
     {
         var text = new StringBuilder();
         string full = System.IO.Path.GetFullPath(path);
-        text.Append(FileStamps(full));
+        text.Append(stamps);
         text.Append("ort ").Append(OrtEnv.Instance().GetVersionString()).Append('\n');
         text.Append("cpu ").Append(CpuFeatures).Append('\n');
         text.Append("settings ").Append(settings.Optimization).Append('|').Append(settings.ExecutionProvider.Trim().ToLowerInvariant()).Append('\n');
@@ -139,8 +144,10 @@ public sealed class OptimizedModelCache(string folder)
         $"model {System.IO.Path.GetFullPath(path)}\nsettings {settings.Optimization}|{settings.ExecutionProvider.Trim().ToLowerInvariant()}|{(settings.FuseAttention ? "fused attention" : "attention as exported")}\ncpu {CpuFeatures}\n";
 
     /// <summary>The entry's record: its source, then a hash of the model's file stamps.</summary>
-    internal static string Record(string path, SessionSettings settings) =>
-        Source(path, settings) + "files " + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(FileStamps(System.IO.Path.GetFullPath(path)))))[..24] + "\n";
+    internal static string Record(string path, SessionSettings settings) => Record(Source(path, settings), FileStamps(System.IO.Path.GetFullPath(path)));
+
+    private static string Record(string source, string stamps) =>
+        source + "files " + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(stamps)))[..24] + "\n";
 
     /// <summary>An entry of the same source under another key, unused this long, is taken for an older version's.</summary>
     internal static readonly TimeSpan UnusedAfter = TimeSpan.FromDays(2);
@@ -149,9 +156,9 @@ public sealed class OptimizedModelCache(string folder)
     /// A hit refreshes the entry's record (written now if an earlier version made the entry
     /// without one), whose modification time says when the entry was last used.
     /// </summary>
-    private void RecordUse(string entry, string path, SessionSettings settings)
+    private void RecordUse(string entry, string source, string record)
     {
-        string file = System.IO.Path.Combine(entry, SourceFile), record = Record(path, settings);
+        string file = System.IO.Path.Combine(entry, SourceFile);
         try
         {
             if (File.Exists(file) && File.ReadAllText(file) == record)
@@ -168,11 +175,11 @@ public sealed class OptimizedModelCache(string folder)
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
-        EvictSuperseded(entry, path, settings);
+        EvictSuperseded(entry, source, record);
     }
 
     /// <summary>
-    /// Deletes the entries made for the same source as <paramref name="entry"/> under other keys:
+    /// Deletes the entries made for <paramref name="source"/> under other keys than <paramref name="entry"/>'s:
     /// at once when the model's files have changed since (no load can hit them again), and after
     /// <see cref="UnusedAfter"/> without use when only versions differ (ONNX Runtime, this
     /// program's rewrites), so two versions in use side by side keep their entries. An entry is
@@ -180,11 +187,11 @@ public sealed class OptimizedModelCache(string folder)
     /// its key; on Linux a process still mapping it keeps its pages. Entries without a record
     /// (made by earlier versions and not used since) are left alone.
     /// </summary>
-    private void EvictSuperseded(string entry, string path, SessionSettings settings)
+    private void EvictSuperseded(string entry, string source, string record)
     {
         try
         {
-            string name = System.IO.Path.GetFileName(entry), source = Source(path, settings), record = Record(path, settings);
+            string name = System.IO.Path.GetFileName(entry);
             foreach (var other in Directory.GetDirectories(Folder))
             {
                 string otherName = System.IO.Path.GetFileName(other);
