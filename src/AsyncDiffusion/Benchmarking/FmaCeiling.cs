@@ -92,9 +92,9 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     /// </summary>
     internal static float Kernel(long iterations) => VectorBitsHere switch
     {
-        512 => Kernel512(iterations),
-        256 => Kernel256(iterations),
-        _ => Kernel128(iterations),
+        512 => Kernel<Lanes512, Vector512<float>>(iterations),
+        256 => Kernel<Lanes256, Vector256<float>>(iterations),
+        _ => Kernel<Lanes128, Vector128<float>>(iterations),
     };
 
     // a ← 0.999·a + 0.0005 settles at 0.5 from 1: the values move (a test can tell the loop ran) and never turn denormal (which would slow it).
@@ -103,66 +103,60 @@ public sealed record FmaCeiling(int Threads, int VectorBits, double OneThreadGfl
     /// <summary>Accumulator j's first value: distinct, so a loop that merged accumulators would sum differently.</summary>
     internal static float Start(int j) => 1f + j / 16f;
 
-    // Each width in its own method with no calls inside the loop: the JIT keeps the accumulators in
-    // registers only then (a call in the same method made it spill all twelve on every iteration).
+    // One loop for every width: the JIT compiles it once per vector struct, with the lane operations inlined. It is
+    // a method of its own with no calls inside the loop: only then does the JIT keep the accumulators in registers
+    // (a call in the same method made it spill all twelve on every iteration).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float Kernel512(long iterations)
+    private static float Kernel<TLanes, TVector>(long iterations) where TLanes : struct, ILanes<TVector> where TVector : struct
     {
-        var m = Vector512.Create(Factor);
-        var c = Vector512.Create(Addend);
-        Vector512<float> a0 = Vector512.Create(Start(0)), a1 = Vector512.Create(Start(1)), a2 = Vector512.Create(Start(2)), a3 = Vector512.Create(Start(3)),
-            a4 = Vector512.Create(Start(4)), a5 = Vector512.Create(Start(5)), a6 = Vector512.Create(Start(6)), a7 = Vector512.Create(Start(7)),
-            a8 = Vector512.Create(Start(8)), a9 = Vector512.Create(Start(9)), a10 = Vector512.Create(Start(10)), a11 = Vector512.Create(Start(11));
+        TVector m = TLanes.Create(Factor), c = TLanes.Create(Addend);
+        TVector a0 = TLanes.Create(Start(0)), a1 = TLanes.Create(Start(1)), a2 = TLanes.Create(Start(2)), a3 = TLanes.Create(Start(3)),
+            a4 = TLanes.Create(Start(4)), a5 = TLanes.Create(Start(5)), a6 = TLanes.Create(Start(6)), a7 = TLanes.Create(Start(7)),
+            a8 = TLanes.Create(Start(8)), a9 = TLanes.Create(Start(9)), a10 = TLanes.Create(Start(10)), a11 = TLanes.Create(Start(11));
         for (long i = 0; i < iterations; i++)
         {
-            a0 = Avx512F.FusedMultiplyAdd(a0, m, c); a1 = Avx512F.FusedMultiplyAdd(a1, m, c);
-            a2 = Avx512F.FusedMultiplyAdd(a2, m, c); a3 = Avx512F.FusedMultiplyAdd(a3, m, c);
-            a4 = Avx512F.FusedMultiplyAdd(a4, m, c); a5 = Avx512F.FusedMultiplyAdd(a5, m, c);
-            a6 = Avx512F.FusedMultiplyAdd(a6, m, c); a7 = Avx512F.FusedMultiplyAdd(a7, m, c);
-            a8 = Avx512F.FusedMultiplyAdd(a8, m, c); a9 = Avx512F.FusedMultiplyAdd(a9, m, c);
-            a10 = Avx512F.FusedMultiplyAdd(a10, m, c); a11 = Avx512F.FusedMultiplyAdd(a11, m, c);
+            a0 = TLanes.MultiplyAdd(a0, m, c); a1 = TLanes.MultiplyAdd(a1, m, c);
+            a2 = TLanes.MultiplyAdd(a2, m, c); a3 = TLanes.MultiplyAdd(a3, m, c);
+            a4 = TLanes.MultiplyAdd(a4, m, c); a5 = TLanes.MultiplyAdd(a5, m, c);
+            a6 = TLanes.MultiplyAdd(a6, m, c); a7 = TLanes.MultiplyAdd(a7, m, c);
+            a8 = TLanes.MultiplyAdd(a8, m, c); a9 = TLanes.MultiplyAdd(a9, m, c);
+            a10 = TLanes.MultiplyAdd(a10, m, c); a11 = TLanes.MultiplyAdd(a11, m, c);
         }
-        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+        return TLanes.Sum(a0) + TLanes.Sum(a1) + TLanes.Sum(a2) + TLanes.Sum(a3) + TLanes.Sum(a4) + TLanes.Sum(a5)
+            + TLanes.Sum(a6) + TLanes.Sum(a7) + TLanes.Sum(a8) + TLanes.Sum(a9) + TLanes.Sum(a10) + TLanes.Sum(a11);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float Kernel256(long iterations)
+    /// <summary>One vector width's operations for <see cref="Kernel{TLanes, TVector}"/>.</summary>
+    private interface ILanes<TVector> where TVector : struct
     {
-        var m = Vector256.Create(Factor);
-        var c = Vector256.Create(Addend);
-        Vector256<float> a0 = Vector256.Create(Start(0)), a1 = Vector256.Create(Start(1)), a2 = Vector256.Create(Start(2)), a3 = Vector256.Create(Start(3)),
-            a4 = Vector256.Create(Start(4)), a5 = Vector256.Create(Start(5)), a6 = Vector256.Create(Start(6)), a7 = Vector256.Create(Start(7)),
-            a8 = Vector256.Create(Start(8)), a9 = Vector256.Create(Start(9)), a10 = Vector256.Create(Start(10)), a11 = Vector256.Create(Start(11));
-        for (long i = 0; i < iterations; i++)
-        {
-            a0 = Fma.MultiplyAdd(a0, m, c); a1 = Fma.MultiplyAdd(a1, m, c);
-            a2 = Fma.MultiplyAdd(a2, m, c); a3 = Fma.MultiplyAdd(a3, m, c);
-            a4 = Fma.MultiplyAdd(a4, m, c); a5 = Fma.MultiplyAdd(a5, m, c);
-            a6 = Fma.MultiplyAdd(a6, m, c); a7 = Fma.MultiplyAdd(a7, m, c);
-            a8 = Fma.MultiplyAdd(a8, m, c); a9 = Fma.MultiplyAdd(a9, m, c);
-            a10 = Fma.MultiplyAdd(a10, m, c); a11 = Fma.MultiplyAdd(a11, m, c);
-        }
-        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+        static abstract TVector Create(float value);
+        static abstract TVector MultiplyAdd(TVector a, TVector m, TVector c);
+        static abstract float Sum(TVector a);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float Kernel128(long iterations)
+    private readonly struct Lanes512 : ILanes<Vector512<float>>
     {
-        var m = Vector128.Create(Factor);
-        var c = Vector128.Create(Addend);
-        Vector128<float> a0 = Vector128.Create(Start(0)), a1 = Vector128.Create(Start(1)), a2 = Vector128.Create(Start(2)), a3 = Vector128.Create(Start(3)),
-            a4 = Vector128.Create(Start(4)), a5 = Vector128.Create(Start(5)), a6 = Vector128.Create(Start(6)), a7 = Vector128.Create(Start(7)),
-            a8 = Vector128.Create(Start(8)), a9 = Vector128.Create(Start(9)), a10 = Vector128.Create(Start(10)), a11 = Vector128.Create(Start(11));
-        for (long i = 0; i < iterations; i++)
-        {
-            a0 = Step(a0, m, c); a1 = Step(a1, m, c); a2 = Step(a2, m, c); a3 = Step(a3, m, c);
-            a4 = Step(a4, m, c); a5 = Step(a5, m, c); a6 = Step(a6, m, c); a7 = Step(a7, m, c);
-            a8 = Step(a8, m, c); a9 = Step(a9, m, c); a10 = Step(a10, m, c); a11 = Step(a11, m, c);
-        }
-        return Vector128.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+        public static Vector512<float> Create(float value) => Vector512.Create(value);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> m, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, m, c);
+        public static float Sum(Vector512<float> a) => Vector512.Sum(a);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Step(Vector128<float> a, Vector128<float> m, Vector128<float> c) =>
-        AdvSimd.IsSupported ? AdvSimd.FusedMultiplyAdd(c, a, m) : a * m + c;
+    private readonly struct Lanes256 : ILanes<Vector256<float>>
+    {
+        public static Vector256<float> Create(float value) => Vector256.Create(value);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> m, Vector256<float> c) => Fma.MultiplyAdd(a, m, c);
+        public static float Sum(Vector256<float> a) => Vector256.Sum(a);
+    }
+
+    // Where neither AVX-512 nor FMA is there: Arm's fused multiply-add, else a multiply and an add (still 2 FLOPs a lane).
+    private readonly struct Lanes128 : ILanes<Vector128<float>>
+    {
+        public static Vector128<float> Create(float value) => Vector128.Create(value);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> m, Vector128<float> c) =>
+            AdvSimd.IsSupported ? AdvSimd.FusedMultiplyAdd(c, a, m) : a * m + c;
+        public static float Sum(Vector128<float> a) => Vector128.Sum(a);
+    }
 }
